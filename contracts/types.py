@@ -1,0 +1,86 @@
+"""Field validators shared by the contract classes.
+
+Each raises :class:`FieldInvalid` so a failure names its field in the ``422`` body.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import attrs
+
+from contracts.converter import FieldInvalid
+
+# Money: integer minor units. The cap keeps totals well inside a signed 64-bit column.
+MAX_AMOUNT = 10**12
+MAX_QUANTITY = 10_000
+MAX_ITEMS = 100
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+# Deliberately plain: one @, no whitespace or control characters, a dot in the domain.
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
+ORDER_STATUSES = ("pending", "paid", "cancelled")
+FINAL_STATUSES = ("paid", "cancelled")
+
+
+def amount(_inst: Any, att: attrs.Attribute, value: int) -> None:
+    if not 0 < value <= MAX_AMOUNT:
+        raise FieldInvalid(att.name, f"must be a positive integer of minor units, at most {MAX_AMOUNT}")
+
+
+def quantity(_inst: Any, att: attrs.Attribute, value: int) -> None:
+    if not 0 < value <= MAX_QUANTITY:
+        raise FieldInvalid(att.name, f"must be between 1 and {MAX_QUANTITY}")
+
+
+def currency(_inst: Any, att: attrs.Attribute, value: str) -> None:
+    if not CURRENCY_RE.match(value):
+        raise FieldInvalid(att.name, "must be a three-letter ISO 4217 code such as RUB")
+
+
+def login(_inst: Any, att: attrs.Attribute, value: str) -> None:
+    if not LOGIN_RE.match(value):
+        raise FieldInvalid(att.name, "must be 3-64 characters: letters, digits, '.', '_' or '-'")
+
+
+def email(_inst: Any, att: attrs.Attribute, value: str) -> None:
+    if len(value) > 254 or not EMAIL_RE.match(value):
+        raise FieldInvalid(att.name, "must be an email address")
+
+
+def text(min_len: int, max_len: int) -> Any:
+    def check(_inst: Any, att: attrs.Attribute, value: str) -> None:
+        if not min_len <= len(value) <= max_len:
+            raise FieldInvalid(att.name, f"must be {min_len} to {max_len} characters")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise FieldInvalid(att.name, "must not contain control characters")
+
+    return check
+
+
+def identifier(_inst: Any, att: attrs.Attribute, value: str) -> None:
+    try:
+        ok = str(uuid.UUID(value)) == value
+    except ValueError:
+        ok = False
+    if not ok:
+        raise FieldInvalid(att.name, "must be a lowercase UUID")
+
+
+def one_of(*choices: str) -> Any:
+    def check(_inst: Any, att: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise FieldInvalid(att.name, f"must be one of: {', '.join(choices)}")
+
+    return check
+
+
+def items_count(_inst: Any, att: attrs.Attribute, value: list[Any]) -> None:
+    if not 0 < len(value) <= MAX_ITEMS:
+        raise FieldInvalid(att.name, f"must hold 1 to {MAX_ITEMS} items")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

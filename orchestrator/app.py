@@ -1,0 +1,107 @@
+"""The gateway's app factory: public routes, the client token check, the order flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from contracts import gateway as wire
+from orchestrator import flow, resources
+from orchestrator.auth import ClientAuth
+from orchestrator.tokens import TokenVerifier
+from services.common.clients import (
+    AuthClient,
+    BillingClient,
+    NotificationsClient,
+    OrdersClient,
+    ProfilesClient,
+    make_client,
+)
+from services.common.config import INTERNAL_SERVICES, Settings
+from services.common.errors import ApiError, Mapped
+from services.common.service import add_readiness, downstream_check
+from services.common.web import base_app
+
+SERVICE = "gateway"
+
+# Where the flow stops for a reason on the service's side, the client gets a 5xx.
+FLOW_STATUS = {
+    flow.UNAVAILABLE: 503,
+    flow.TIMEOUT: 504,
+    flow.SERVER_ERROR: 502,
+    flow.BAD_ANSWER: 502,
+    flow.REFUSED: 502,
+}
+# Refusals that are the client's to fix pass through with the service's own status.
+CLIENT_REFUSALS = frozenset({409, 422})
+
+
+def on_flow_stopped(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+    assert isinstance(exc, flow.FlowStopped)
+    failure, step = exc.failure, exc.step
+    if failure.reason == flow.REFUSED and failure.status in CLIENT_REFUSALS:
+        raise ApiError(failure.status, failure.code or "refused", failure.detail, order_id=exc.order_id)
+    raise ApiError(
+        FLOW_STATUS[failure.reason],
+        f"{step.name}_failed",
+        f"Order flow stopped at step {step.number} ({step.name})",
+        _advice(exc),
+        step=step.number,
+        step_name=step.name,
+        reason=failure.reason,
+        order_id=exc.order_id,
+        service=step.target,
+    )
+
+
+def _advice(exc: flow.FlowStopped) -> str:
+    where = f"{exc.step.target} {exc.failure.reason.replace('_', ' ')}"
+    if exc.order_id is None:
+        return f"{where}; no order was created. Send the same request again."
+    return (
+        f"{where}. Order {exc.order_id} is kept; send the same request with the same "
+        "Idempotency-Key again to finish it, or an operator's recovery will."
+    )
+
+
+def create_app(settings: Settings, clients: dict[str, Any] | None = None) -> falcon.App:
+    kinds = {
+        "auth": AuthClient,
+        "profiles": ProfilesClient,
+        "orders": OrdersClient,
+        "billing": BillingClient,
+        "notifications": NotificationsClient,
+    }
+    made = clients or {name: make_client(kinds[name], SERVICE, name, settings) for name in INTERNAL_SERVICES}
+    verifier = TokenVerifier(
+        made["auth"],
+        settings.token_issuer,
+        settings.token_audience,
+        settings.token_leeway,
+        settings.jwks_refresh_interval,
+    )
+    services = flow.Services(orders=made["orders"], billing=made["billing"], notifications=made["notifications"])
+    app = base_app(
+        SERVICE,
+        max_body=settings.max_body,
+        middleware=[ClientAuth(verifier, wire.OPERATIONS)],
+        domain_errors={flow.Forbidden: Mapped(403, "forbidden", "Not your order to create")},
+    )
+    app.add_error_handler(flow.FlowStopped, on_flow_stopped)
+    app.add_route("/auth/register", resources.Register(made["auth"]))
+    app.add_route("/auth/login", resources.Login(made["auth"]))
+    app.add_route("/profile", resources.Profile(made["profiles"]))
+    app.add_route("/wallet", resources.Wallet(made["billing"]))
+    app.add_route("/wallet/operations", resources.WalletOperations(made["billing"]))
+    app.add_route("/wallet/deposits", resources.Deposits(made["billing"]))
+    app.add_route("/orders", resources.Orders(services))
+    app.add_route("/orders/{order_id:uuid}", resources.Order(made["orders"]))
+    app.add_route("/letters", resources.Letters(made["notifications"]))
+    app.add_route("/letters/{letter_id:uuid}", resources.Letter(made["notifications"]))
+    add_readiness(app, SERVICE, {name: downstream_check(made[name]) for name in INTERNAL_SERVICES})
+    return app
+
+
+def get_app() -> falcon.App:
+    return create_app(Settings.from_env())

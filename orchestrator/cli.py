@@ -1,0 +1,145 @@
+"""``syncorders``: run the system, one service, the demo, recovery, key rotation and
+the sequence diagram."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import time
+from typing import Any
+
+from services.common import logs
+from services.common.config import SERVICES, Settings
+
+APPS = {
+    "gateway": "orchestrator.app",
+    "auth": "services.auth.app",
+    "profiles": "services.profiles.app",
+    "orders": "services.orders.app",
+    "billing": "services.billing.app",
+    "notifications": "services.notifications.app",
+}
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from services.common.server import serve
+
+    logs.configure(args.service, settings.log_level)
+    app = importlib.import_module(APPS[args.service]).create_app(settings)
+    serve(app, args.service, settings, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.supervisor import Stack, StartFailed
+
+    settings.secret()  # made once here, so all six agree on it
+    stack = Stack(settings)
+    # SIGTERM stops everything as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        print(f"all six services are up; the gateway is at {stack.urls['gateway']} (Ctrl-C stops them all)", flush=True)
+        while True:
+            crashed = stack.crashed()
+            if crashed:
+                for name, code in crashed:
+                    print(
+                        f"syncorders: {name} exited with code {code}; stopping the others", file=sys.stderr, flush=True
+                    )
+                return 1
+            time.sleep(0.5)
+    except StartFailed as exc:
+        print(f"syncorders: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping all services", flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+def cmd_diagram(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.diagram import mermaid
+
+    sys.stdout.write(mermaid())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.demo import run_demo
+
+    return run_demo(args.gateway or settings.url("gateway"))
+
+
+def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator.app import SERVICE
+    from orchestrator.flow import Services
+    from orchestrator.recovery import recover
+    from services.common.clients import BillingClient, NotificationsClient, OrdersClient, make_client
+
+    logs.configure("recovery", settings.log_level)
+    services = Services(
+        orders=make_client(OrdersClient, SERVICE, "orders", settings, pool_size=2),
+        billing=make_client(BillingClient, SERVICE, "billing", settings, pool_size=2),
+        notifications=make_client(NotificationsClient, SERVICE, "notifications", settings, pool_size=2),
+    )
+    older = settings.recovery_after if args.older_than is None else args.older_than
+    report = recover(services, older_than=older, letters_since=args.letters_since * 3600)
+    print("\n".join(report.lines()))
+    return 1 if report.failures else 0
+
+
+def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from services.auth import keys
+    from services.auth.models import MODELS
+    from services.common.db import create_schema, open_database
+
+    db = open_database(settings.database("auth"), max_connections=1)
+    create_schema(db, MODELS)
+    with db.connection_context():
+        kid = keys.rotate(db, publish_ahead=settings.jwks_refresh_interval + settings.token_leeway)
+    print(f"new signing key {kid} is published now and signs from {settings.jwks_refresh_interval:.0f} s on")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="syncorders", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="start all six services; Ctrl-C stops them all").set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="start one service (to run each on its own host)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host", default=None, help="address to bind (default: SYNCORDERS_BIND_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="port to bind; 0 picks a free one")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="walk the order scenario against a running gateway")
+    demo.add_argument("--gateway", default=None, help="gateway URL (default: SYNCORDERS_GATEWAY_URL)")
+    demo.set_defaults(func=cmd_demo)
+
+    sub.add_parser("diagram", help="print the flow's sequence diagram as Mermaid").set_defaults(func=cmd_diagram)
+
+    recover = sub.add_parser("recover", help="finish orders and letters left behind by failures")
+    recover.add_argument("--older-than", type=float, default=None, help="seconds a pending order must be idle")
+    recover.add_argument("--letters-since", type=float, default=24.0, help="hours back to check final orders' letters")
+    recover.set_defaults(func=cmd_recover)
+
+    keys = sub.add_parser("keys", help="signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("rotate", help="publish a new signing key").set_defaults(func=cmd_rotate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    func: Any = args.func
+    return int(func(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

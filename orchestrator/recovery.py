@@ -1,0 +1,94 @@
+"""Finishing what a failure left behind, through the same step list.
+
+Orders left ``pending`` past a threshold get steps 5 to 11 again, with Billing asked
+for the decision that stands (a decline is recorded if the payment never arrived, so a
+late request can no longer debit). Final orders without their letter get step 9 again.
+Every call is idempotent: a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from contracts import orders
+from orchestrator import flow
+from services.common.db import iso, utcnow
+from services.common.http import DownstreamError
+
+log = logging.getLogger(__name__)
+PAGE = 100
+
+
+@attrs.define
+class Report:
+    pending_found: int = 0
+    paid: int = 0
+    cancelled: int = 0
+    letters_sent: int = 0
+    letters_checked: int = 0
+    failures: list[str] = attrs.Factory(list)
+
+    def lines(self) -> list[str]:
+        return [
+            f"pending orders found: {self.pending_found} (now paid: {self.paid}, cancelled: {self.cancelled})",
+            f"final orders checked for their letter: {self.letters_checked}, letters sent now: {self.letters_sent}",
+            f"failures: {len(self.failures)}",
+            *(f"  {failure}" for failure in self.failures),
+        ]
+
+
+def _orders(services: flow.Services, **query: Any) -> Iterator[orders.Order]:
+    """All matching orders, collected before any is changed (changes move pages)."""
+    found: list[orders.Order] = []
+    offset = 0
+    while True:
+        reply = services.orders.list_orders(limit=PAGE, offset=offset, **query)
+        page = reply.data.items
+        found.extend(page)
+        if len(page) < PAGE:
+            return iter(found)
+        offset += PAGE
+
+
+def recover(services: flow.Services, older_than: float, letters_since: float) -> Report:
+    report = Report()
+    now = utcnow()
+    cutoff = iso(now - datetime.timedelta(seconds=older_than))
+    for order in _orders(services, status="pending", updated_before=cutoff):
+        report.pending_found += 1
+        run = flow.Run(
+            services=services,
+            user_id=order.user_id,
+            body=None,
+            idempotency_key="recovery",
+            mode=flow.RECOVER,
+            order=order,
+        )
+        try:
+            flow.run_flow(run, first=5)
+        except (flow.FlowStopped, DownstreamError) as exc:
+            report.failures.append(f"order {order.id}: {exc}")
+            continue
+        assert run.order is not None
+        if run.order.status == "paid":
+            report.paid += 1
+        else:
+            report.cancelled += 1
+        report.letters_sent += run.letter_created
+    since = iso(now - datetime.timedelta(seconds=letters_since))
+    for status in ("paid", "cancelled"):
+        for order in _orders(services, status=status, updated_before=cutoff, updated_after=since):
+            report.letters_checked += 1
+            run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
+            try:
+                flow.notify(run)
+            except flow.StepFailed as exc:
+                report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
+                continue
+            report.letters_sent += run.letter_created
+    return report

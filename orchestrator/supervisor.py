@@ -1,0 +1,127 @@
+"""Start, watch and stop the six services as separate waitress processes.
+
+Used by ``syncorders run`` and by the end-to-end tests. Services start in dependency
+order; each prints the address it bound, so port 0 (any free port) works and the
+callers of a service are started knowing its real URL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import attrs
+
+from services.common.config import Settings
+
+# Callees before callers.
+START_ORDER = ("profiles", "billing", "orders", "notifications", "auth", "gateway")
+
+
+class StartFailed(Exception):
+    pass
+
+
+@attrs.define
+class Process:
+    service: str
+    popen: subprocess.Popen[bytes]
+    url: str
+    port: int
+
+
+@attrs.define
+class Stack:
+    settings: Settings
+    log_dir: Path | None = None
+    processes: dict[str, Process] = attrs.Factory(dict)
+    urls: dict[str, str] = attrs.Factory(dict)
+    ports: dict[str, int] = attrs.Factory(dict)
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
+        env.update(self.settings.to_env())
+        for service, url in self.urls.items():
+            env[f"SYNCORDERS_{service.upper()}_URL"] = url
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra or {})
+        return env
+
+    def start(self, services: tuple[str, ...] = START_ORDER, timeout: float = 30.0) -> Stack:
+        for service in START_ORDER:
+            if service in services:
+                self.start_one(service, timeout=timeout)
+        return self
+
+    def start_one(self, service: str, timeout: float = 30.0, port: int | None = None) -> Process:
+        chosen = port if port is not None else self.ports.get(service, self.settings.port(service))
+        stderr: int | IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            stderr = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - kept open for the child
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "serve", service, "--port", str(chosen)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=self.env(),
+        )
+        if stderr is not None and not isinstance(stderr, int):
+            stderr.close()
+        url = _await_listening(popen, service, timeout)
+        bound = int(url.rsplit(":", 1)[1])
+        # Restarts keep the port, so callers' URLs stay right.
+        self.ports[service] = bound
+        self.urls[service] = url
+        process = Process(service, popen, url, bound)
+        self.processes[service] = process
+        return process
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(service)
+        process.popen.send_signal(sig)
+        process.popen.wait(timeout=10)
+
+    def restart(self, service: str) -> Process:
+        if service in self.processes:
+            self.kill(service, signal.SIGTERM)
+        return self.start_one(service)
+
+    def crashed(self) -> list[tuple[str, int]]:
+        return [(name, p.popen.returncode) for name, p in self.processes.items() if p.popen.poll() is not None]
+
+    def stop(self) -> None:
+        stopping = [self.processes.pop(name) for name in reversed(START_ORDER) if name in self.processes]
+        for process in stopping:
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in stopping:
+            try:
+                process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+
+
+def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float) -> str:
+    assert popen.stdout is not None
+    deadline = time.monotonic() + timeout
+    marker = f"syncorders {service} listening on "
+    os.set_blocking(popen.stdout.fileno(), False)
+    buffer = b""
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise StartFailed(f"{service} exited with code {popen.returncode} before listening")
+        chunk = popen.stdout.read()
+        if chunk:
+            buffer += chunk
+            for line in buffer.decode(errors="replace").splitlines():
+                if line.startswith(marker):
+                    return line[len(marker) :].strip()
+        time.sleep(0.02)
+    popen.kill()
+    raise StartFailed(f"{service} did not start listening within {timeout} s")

@@ -1,0 +1,101 @@
+"""Verifying clients' access tokens with Auth's published keys.
+
+The algorithm is pinned here, never read from the token. Keys are fetched from Auth's
+JWKS and cached; an unknown ``kid`` triggers at most one fetch per refresh interval,
+however many such tokens arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+import jwt
+from jwt.algorithms import OKPAlgorithm
+
+from services.common.clients import AuthClient
+
+log = logging.getLogger(__name__)
+ALGORITHMS = ["EdDSA"]
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "iss", "aud"]
+_KID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class TokenVerifier:
+    def __init__(self, auth: AuthClient, issuer: str, audience: str, leeway: int, refresh_interval: float) -> None:
+        self.auth = auth
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.refresh_interval = refresh_interval
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def verify(self, token: str) -> str:
+        """The user ID the token was issued to, or :class:`InvalidToken`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed token") from exc
+        kid = header.get("kid")
+        if header.get("alg") not in ALGORITHMS:
+            raise InvalidToken("algorithm not allowed")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidToken("missing or malformed key ID")
+        key = self._key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        subject = claims["sub"]
+        try:
+            if not isinstance(subject, str) or str(uuid.UUID(subject)) != subject:
+                raise ValueError
+        except ValueError as exc:
+            raise InvalidToken("subject is not a user ID") from exc
+        return subject
+
+    def _key(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is None and time.monotonic() - self._fetched_at >= self.refresh_interval:
+                self._refresh()
+                key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown key ID")
+        return key
+
+    def _refresh(self) -> None:
+        self._fetched_at = time.monotonic()
+        self.fetches += 1
+        try:
+            reply = self.auth.jwks()
+        except Exception as exc:  # Auth down: keep the keys we have
+            log.warning("could not fetch signing keys: %s", exc)
+            return
+        keys = {}
+        for jwk in reply.data.keys:
+            if jwk.kty == "OKP" and jwk.crv == "Ed25519" and jwk.alg in ALGORITHMS:
+                keys[jwk.kid] = OKPAlgorithm.from_jwk({"kty": jwk.kty, "crv": jwk.crv, "x": jwk.x})
+        self._keys = keys

@@ -1,0 +1,1 @@
+"""The five internal services and their shared plumbing (:mod:`services.common`)."""

@@ -1,0 +1,1 @@
+"""Auth: users, password hashes, token signing keys; the registration chain."""

@@ -1,0 +1,47 @@
+"""Auth's app factory."""
+
+from __future__ import annotations
+
+import falcon
+
+from contracts import auth as wire
+from services.auth import keys, logic, resources
+from services.auth.models import MODELS
+from services.common import db as database
+from services.common.clients import BillingClient, ProfilesClient, make_client
+from services.common.config import Settings
+from services.common.errors import Mapped
+from services.common.service import add_readiness, downstream_check, internal_app
+
+SERVICE = "auth"
+
+ERRORS = {
+    logic.LoginTaken: Mapped(409, "login_taken", "Login taken"),
+    logic.InvalidCredentials: Mapped(401, "invalid_credentials", "Invalid credentials"),
+    logic.RegistrationIncomplete: Mapped(409, "registration_incomplete", "Registration incomplete"),
+}
+
+
+def create_app(settings: Settings) -> falcon.App:
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+    keys.ensure_key(db, settings.signing_key_file)
+    profiles = make_client(ProfilesClient, SERVICE, "profiles", settings)
+    billing = make_client(BillingClient, SERVICE, "billing", settings)
+    signer = keys.Signer(settings.token_issuer, settings.token_audience, settings.token_ttl)
+    app.add_route("/users", resources.UsersResource(settings, profiles, billing))
+    app.add_route("/tokens", resources.TokensResource(settings, signer))
+    app.add_route("/.well-known/jwks.json", resources.JwksResource(settings.token_ttl))
+    add_readiness(
+        app,
+        SERVICE,
+        {
+            "database": lambda: database.check(db),
+            "profiles": downstream_check(profiles),
+            "billing": downstream_check(billing),
+        },
+    )
+    return app
+
+
+def get_app() -> falcon.App:
+    return create_app(Settings.from_env())

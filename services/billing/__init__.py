@@ -1,0 +1,1 @@
+"""Billing: wallets and wallet operations; one payment decision per order."""

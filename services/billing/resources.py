@@ -1,0 +1,77 @@
+"""Billing's HTTP resources: parse, call the logic, respond."""
+
+from __future__ import annotations
+
+import falcon
+import peewee
+
+from contracts import billing as wire
+from services.billing import logic
+from services.common.errors import ApiError
+from services.common.web import page, read_body, respond
+
+
+class WalletResource:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
+        data = read_body(req, wire.NewWallet)
+        wallet, created = logic.open_wallet(self.db, str(user_id), data.currency)
+        respond(resp, wallet, 201 if created else 200)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
+        respond(resp, logic.get_wallet(str(user_id)))
+
+
+class OperationsResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
+        limit, offset = page(req)
+        respond(resp, logic.list_operations(str(user_id), limit, offset))
+
+
+class DepositsResource:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
+        data = read_body(req, wire.Deposit)
+        result, created = logic.deposit(self.db, str(user_id), data)
+        respond(resp, result, 201 if created else 200)
+
+
+def declined(exc: logic.Declined) -> ApiError:
+    """Step 6's refusal: 406 with the reason, the same on every retry."""
+    reason = exc.payment.reason or "Declined"
+    code = "insufficient_funds" if reason == logic.INSUFFICIENT_FUNDS else "currency_mismatch"
+    return ApiError(406, code, reason, f"Payment for order {exc.payment.order_id} was declined.")
+
+
+class PaymentsResource:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_body(req, wire.PaymentRequest)
+        try:
+            payment, created = logic.pay(self.db, data)
+        except logic.Declined as exc:
+            raise declined(exc) from exc
+        respond(resp, payment, 201 if created else 200)
+
+
+class PaymentResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
+        respond(resp, logic.get_payment(str(order_id)))
+
+
+class AbandonResource:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
+        data = read_body(req, wire.PaymentRequest)
+        if data.order_id != str(order_id):
+            raise ApiError(422, "validation_failed", "Order ID differs from the path")
+        payment, created = logic.abandon(self.db, data)
+        respond(resp, payment, 201 if created else 200)

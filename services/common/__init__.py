@@ -1,0 +1,1 @@
+"""Plumbing every service shares: configuration, errors, HTTP app, database, clients."""

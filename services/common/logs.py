@@ -1,0 +1,43 @@
+"""Logging with the request ID on every line, so one order can be followed across all
+six services' logs."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import uuid
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def accept_request_id(raw: str | None) -> str:
+    """Keep a caller's request ID when it is safe to log and pass on; else make one."""
+    if raw and _VALID_REQUEST_ID.match(raw):
+        return raw
+    return uuid.uuid4().hex
+
+
+class _RequestIdFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.service = self.service
+        return True
+
+
+def configure(service: str, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RequestIdFilter(service))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(service)s rid=%(request_id)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,41 @@
+"""Serve a WSGI app with waitress, every limit set explicitly from configuration."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import waitress
+
+from services.common.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve(app: Any, service: str, settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    server = waitress.create_server(
+        app,
+        host=host or settings.bind_host,
+        port=settings.port(service) if port is None else port,
+        threads=settings.thread_count(service),
+        connection_limit=settings.connection_limit,
+        backlog=settings.backlog,
+        channel_timeout=settings.channel_timeout,
+        max_request_body_size=settings.max_body,
+        max_request_header_size=16_384,
+        ident=f"syncorders-{service}",
+        expose_tracebacks=False,
+        clear_untrusted_proxy_headers=True,
+    )
+    bound_port = server.effective_port
+    # One line on stdout, read by the supervisor and the tests to learn the real port.
+    print(f"syncorders {service} listening on http://{server.effective_host}:{bound_port}", flush=True)
+    log.info("listening on %s:%s with %s threads", server.effective_host, bound_port, settings.thread_count(service))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        sys.stdout.flush()

@@ -1,0 +1,165 @@
+"""The Falcon app every service starts from, and the helpers resources use.
+
+``base_app`` installs, in order: the request context (request ID, timing, access log),
+the body-size limit, the service-trust check, and the database connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import falcon
+import falcon.media
+
+from contracts.converter import structure, unstructure
+from services.common import errors
+from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
+
+log = logging.getLogger("access")
+MAX_JSON_DEPTH = 16
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+
+
+def _json_depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return True
+
+
+def _loads(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    if not _json_depth_ok(value):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class RequestContext:
+    """Request ID in and out, the service's own time as ``Server-Timing``, one access
+    log line per request."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        rid = accept_request_id(req.get_header(REQUEST_ID_HEADER))
+        req.context.request_id = rid
+        req.context.started = time.perf_counter()
+        req.context.timings = []
+        req.context.token = request_id_var.set(rid)
+        resp.set_header(REQUEST_ID_HEADER, rid)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
+        started = getattr(req.context, "started", None)
+        if started is None:
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        entries = [*req.context.timings, f"app;dur={elapsed_ms:.2f}"]
+        resp.set_header("Server-Timing", ", ".join(entries))
+        log.info("%s %s %s %.1fms", req.method, req.path, resp.status_code, elapsed_ms)
+        request_id_var.reset(req.context.token)
+
+
+class BodyLimit:
+    """Refuse an oversized body before reading it (waitress enforces the same cap on
+    chunked bodies)."""
+
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        length = req.content_length
+        if length is not None and length > self.max_body:
+            raise errors.ApiError(
+                413, "payload_too_large", "Request body too large", f"At most {self.max_body} bytes are accepted."
+            )
+
+
+def base_app(
+    service: str,
+    *,
+    max_body: int,
+    middleware: Iterable[Any] = (),
+    domain_errors: Mapping[type[Exception], errors.Mapped] | None = None,
+) -> falcon.App:
+    app = falcon.App(middleware=[RequestContext(service), BodyLimit(max_body), *middleware])
+    handler = falcon.media.JSONHandler(dumps=_dumps, loads=_loads)
+    app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
+    app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app, domain_errors)
+    app.add_route("/health", Health(service))
+    return app
+
+
+class Health:
+    """Alive: the process answers. Readiness is a separate route."""
+
+    def __init__(self, service: str) -> None:
+        self.body = {"status": "ok", "service": service}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self.body
+
+
+def read_body(req: falcon.Request, cls: type[Any]) -> Any:
+    """The request body structured into ``cls``; bad JSON is a 400, a wrong shape 422."""
+    if req.content_type is None or not req.content_type.startswith(falcon.MEDIA_JSON):
+        raise errors.ApiError(415, "unsupported_media_type", "Send JSON", "Content-Type must be application/json.")
+    return structure(req.get_media(), cls)
+
+
+def respond(resp: falcon.Response, obj: Any, status: int = 200) -> None:
+    resp.status = falcon.code_to_http_status(status)
+    resp.media = unstructure(obj)
+
+
+def page(req: falcon.Request) -> tuple[int, int]:
+    """``limit`` and ``offset`` from the query string, capped."""
+    limit = _int_param(req, "limit", DEFAULT_PAGE)
+    offset = _int_param(req, "offset", 0)
+    if not 1 <= limit <= MAX_PAGE:
+        raise errors.ApiError(422, "validation_failed", "Invalid query", f"limit must be 1 to {MAX_PAGE}.")
+    if offset < 0:
+        raise errors.ApiError(422, "validation_failed", "Invalid query", "offset must not be negative.")
+    return limit, offset
+
+
+def _int_param(req: falcon.Request, name: str, default: int) -> int:
+    raw = req.get_param(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a whole number.")
+    return int(raw)
+
+
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def plain_template(template: str | None) -> str:
+    """A route as the contract writes it: "/orders/{order_id:uuid}" is "/orders/{order_id}"."""
+    return _CONVERTER.sub(r"{\1}", template or "")
+
+
+def not_found(what: str) -> errors.ApiError:
+    return errors.ApiError(404, "not_found", f"{what} not found")

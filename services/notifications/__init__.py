@@ -1,0 +1,1 @@
+"""Notifications: the happy and the sad letters, stored and delivered over SMTP."""

@@ -1,0 +1,37 @@
+"""Notifications' app factory."""
+
+from __future__ import annotations
+
+import falcon
+
+from contracts import notifications as wire
+from services.common import db as database
+from services.common.clients import ProfilesClient, make_client
+from services.common.config import Settings
+from services.common.errors import Mapped
+from services.common.service import add_readiness, downstream_check, internal_app
+from services.notifications import logic, resources
+from services.notifications.mailer import SmtpMailer
+from services.notifications.models import MODELS
+
+SERVICE = "notifications"
+
+ERRORS = {logic.NoProfile: Mapped(404, "profile_not_found", "No contact data for the customer")}
+
+
+def create_app(settings: Settings) -> falcon.App:
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+    profiles = make_client(ProfilesClient, SERVICE, "profiles", settings)
+    mailer = (
+        SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_timeout)
+        if settings.smtp_host
+        else None
+    )
+    app.add_route("/letters", resources.LettersResource(db, profiles, mailer))
+    app.add_route("/letters/{letter_id:uuid}", resources.LetterResource())
+    add_readiness(app, SERVICE, {"database": lambda: database.check(db), "profiles": downstream_check(profiles)})
+    return app
+
+
+def get_app() -> falcon.App:
+    return create_app(Settings.from_env())

@@ -1,0 +1,114 @@
+"""What Notifications does, apart from HTTP: compose, store and deliver letters."""
+
+from __future__ import annotations
+
+import peewee
+
+from contracts import notifications as wire
+from contracts import profiles
+from contracts.types import new_id
+from services.common.clients import ProfilesClient
+from services.common.db import iso, utcnow
+from services.common.errors import NotFound
+from services.notifications.mailer import Mailer
+from services.notifications.models import Letter
+
+SENT, STORED, FAILED = "sent", "stored", "failed"
+
+
+class NoProfile(Exception):
+    """Profiles has no contact data for the order's customer."""
+
+
+def to_wire(row: Letter) -> wire.Letter:
+    return wire.Letter(
+        id=row.id,
+        order_id=row.order_id,
+        user_id=row.user_id,
+        kind=row.kind,
+        recipient=row.recipient,
+        subject=row.subject,
+        body=row.body,
+        delivery=row.delivery,
+        created_at=iso(row.created_at),
+    )
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units as text, without ever passing through a float."""
+    whole, cents = divmod(amount, 100)
+    return f"{whole}.{cents:02d} {currency}"
+
+
+def compose(request: wire.LetterRequest, profile: profiles.Profile) -> tuple[str, str, str]:
+    """The happy letter for a paid order, the sad one for a cancelled order."""
+    total = money(request.total, request.currency)
+    if request.status == "paid":
+        return (
+            "happy",
+            f"Your order {request.order_id} is paid",
+            f"Hello {profile.first_name},\n\nyour order {request.order_id} for {total} is paid. Thank you!\n",
+        )
+    reason = request.reason or "the payment did not go through"
+    return (
+        "sad",
+        f"Your order {request.order_id} was cancelled",
+        f"Hello {profile.first_name},\n\nwe are sorry: your order {request.order_id} for {total} "
+        f"was cancelled ({reason}). No money was taken.\n",
+    )
+
+
+def send_letter(
+    db: peewee.Database, request: wire.LetterRequest, profiles_client: ProfilesClient, mailer: Mailer | None
+) -> tuple[wire.Letter, bool]:
+    """Step 10. A letter already sent for this order and status is returned as it is
+    (and delivered again only if its delivery failed)."""
+    row = Letter.get_or_none((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
+    if row is None:
+        reply = profiles_client.get_profile(request.user_id)
+        if reply.error is not None:
+            raise NoProfile("Profiles has no contact data for this customer.")
+        profile: profiles.Profile = reply.data
+        kind, subject, body = compose(request, profile)
+        try:
+            with db.atomic():
+                row = Letter.create(
+                    id=new_id(),
+                    order_id=request.order_id,
+                    order_status=request.status,
+                    user_id=request.user_id,
+                    kind=kind,
+                    recipient=profile.email,
+                    subject=subject,
+                    body=body,
+                    delivery=FAILED if mailer else STORED,
+                    created_at=utcnow(),
+                )
+            created = True
+        except peewee.IntegrityError:
+            row = Letter.get((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
+            created = False
+    else:
+        created = False
+    # Stored first, delivered second: a lost delivery is retried, never the letter lost.
+    if mailer is not None and row.delivery == FAILED and mailer.send(row.recipient, row.subject, row.body):
+        Letter.update(delivery=SENT).where(Letter.id == row.id).execute()
+        row.delivery = SENT
+    return to_wire(row), created
+
+
+def listing(user_id: str | None, order_id: str | None, limit: int, offset: int) -> wire.LetterPage:
+    query = Letter.select()
+    if user_id is not None:
+        query = query.where(Letter.user_id == user_id)
+    if order_id is not None:
+        query = query.where(Letter.order_id == order_id)
+    rows = query.order_by(Letter.seq.desc()).limit(limit).offset(offset)
+    return wire.LetterPage(items=[to_wire(row) for row in rows], limit=limit, offset=offset)
+
+
+def get(letter_id: str) -> wire.Letter:
+    row = Letter.get_or_none(Letter.id == letter_id)
+    if row is None:
+        raise NotFound("No such letter.")
+    return to_wire(row)

@@ -1,0 +1,26 @@
+"""Notifications' tables."""
+
+from __future__ import annotations
+
+import peewee
+
+
+class Letter(peewee.Model):
+    seq = peewee.AutoField()
+    id = peewee.CharField(max_length=36, unique=True)
+    order_id = peewee.CharField(max_length=36)
+    order_status = peewee.CharField(max_length=16)
+    user_id = peewee.CharField(max_length=36, index=True)
+    kind = peewee.CharField(max_length=8)
+    recipient = peewee.CharField(max_length=254)
+    subject = peewee.CharField(max_length=200)
+    body = peewee.TextField()
+    delivery = peewee.CharField(max_length=8)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        # One letter per order and status, whatever the number of retries.
+        indexes = ((("order_id", "order_status"), True),)
+
+
+MODELS = (Letter,)

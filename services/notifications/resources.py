@@ -1,0 +1,33 @@
+"""Notifications' HTTP resources: parse, call the logic, respond."""
+
+from __future__ import annotations
+
+import falcon
+import peewee
+
+from contracts import notifications as wire
+from services.common.clients import ProfilesClient
+from services.common.web import page, read_body, respond
+from services.notifications import logic
+from services.notifications.mailer import Mailer
+
+
+class LettersResource:
+    def __init__(self, db: peewee.Database, profiles: ProfilesClient, mailer: Mailer | None) -> None:
+        self.db = db
+        self.profiles = profiles
+        self.mailer = mailer
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_body(req, wire.LetterRequest)
+        letter, created = logic.send_letter(self.db, data, self.profiles, self.mailer)
+        respond(resp, letter, 201 if created else 200)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit, offset = page(req)
+        respond(resp, logic.listing(req.get_param("user_id"), req.get_param("order_id"), limit, offset))
+
+
+class LetterResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, letter_id: object) -> None:
+        respond(resp, logic.get(str(letter_id)))

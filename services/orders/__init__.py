@@ -1,0 +1,1 @@
+"""Orders: orders and their status."""

@@ -1,0 +1,36 @@
+"""Orders' app factory."""
+
+from __future__ import annotations
+
+import falcon
+
+from contracts import orders as wire
+from services.common import db as database
+from services.common.config import Settings
+from services.common.errors import Mapped
+from services.common.service import add_readiness, internal_app
+from services.orders import logic, resources
+from services.orders.models import MODELS
+
+SERVICE = "orders"
+
+ERRORS = {
+    logic.KeyReused: Mapped(422, "idempotency_key_reused", "Idempotency key reused"),
+    logic.InProgress: Mapped(409, "in_progress", "Order creation in progress"),
+    logic.StatusConflict: Mapped(409, "status_conflict", "Order already final"),
+    logic.TotalTooLarge: Mapped(422, "total_too_large", "Order total too large"),
+}
+
+
+def create_app(settings: Settings) -> falcon.App:
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+    app.add_route("/orders", resources.OrdersResource(db, settings.order_run_lease))
+    app.add_route("/orders/{order_id:uuid}", resources.OrderResource())
+    app.add_route("/orders/{order_id:uuid}/status", resources.StatusResource(db))
+    app.add_route("/orders/{order_id:uuid}/run", resources.RunResource())
+    add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
+    return app
+
+
+def get_app() -> falcon.App:
+    return create_app(Settings.from_env())

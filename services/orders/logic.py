@@ -1,0 +1,170 @@
+"""What Orders does, apart from HTTP."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+
+import peewee
+
+from contracts import orders as wire
+from contracts.converter import structure, unstructure
+from contracts.types import MAX_AMOUNT, new_id
+from services.common.db import iso, parse_iso, utcnow, write_transaction
+from services.common.errors import NotFound
+from services.orders.models import Order
+
+PENDING = "pending"
+
+
+class KeyReused(Exception):
+    """The idempotency key came back with a different order."""
+
+
+class InProgress(Exception):
+    """Another flow run is finishing this order right now."""
+
+
+class StatusConflict(Exception):
+    """The order is already final with the other status."""
+
+
+class TotalTooLarge(Exception):
+    """The items add up to more than an amount may hold."""
+
+
+def to_wire(row: Order) -> wire.Order:
+    return wire.Order(
+        id=row.id,
+        user_id=row.user_id,
+        items=structure(json.loads(row.items), list[wire.Item]),
+        total=row.total,
+        currency=row.currency,
+        status=row.status,
+        reason=row.reason,
+        payment_id=row.payment_id,
+        created_at=iso(row.created_at),
+        updated_at=iso(row.updated_at),
+    )
+
+
+def _fingerprint(request: wire.NewOrder) -> str:
+    canonical = json.dumps({"items": unstructure(request.items), "currency": request.currency}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) -> tuple[wire.Order, bool]:
+    """Step 4: a new pending order, or the one this key already made. The run that
+    calls claims the order until its lease ends, so a parallel run of the same key is
+    refused while a retry after a failure can take over."""
+    total = sum(item.quantity * item.price for item in request.items)
+    if total > MAX_AMOUNT:
+        raise TotalTooLarge(f"The order total {total} exceeds {MAX_AMOUNT} minor units.")
+    fingerprint = _fingerprint(request)
+    for _attempt in range(2):
+        now = utcnow()
+        lease_end = now + datetime.timedelta(seconds=lease_seconds)
+        try:
+            with write_transaction(db):
+                row = Order.get_or_none(
+                    (Order.user_id == request.user_id) & (Order.idempotency_key == request.idempotency_key)
+                )
+                if row is None:
+                    row = Order.create(
+                        id=new_id(),
+                        user_id=request.user_id,
+                        items=json.dumps(unstructure(request.items)),
+                        total=total,
+                        currency=request.currency,
+                        status=PENDING,
+                        idempotency_key=request.idempotency_key,
+                        fingerprint=fingerprint,
+                        run_id=request.run_id,
+                        run_expires=lease_end,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    return to_wire(row), True
+                if row.fingerprint != fingerprint:
+                    raise KeyReused("This Idempotency-Key was used for a different order.")
+                if row.status == PENDING:
+                    claimed = (
+                        # A claim counts as activity: recovery leaves the order to this run.
+                        Order.update(run_id=request.run_id, run_expires=lease_end, updated_at=now)
+                        .where(
+                            (Order.id == row.id)
+                            & (Order.status == PENDING)
+                            & (Order.run_id.is_null() | (Order.run_id == request.run_id) | (Order.run_expires < now))
+                        )
+                        .execute()
+                    )
+                    if not claimed:
+                        raise InProgress("This order is being created by another request; retry shortly.")
+                return to_wire(Order.get_by_id(row.seq)), False
+        except peewee.IntegrityError:
+            continue
+    raise InProgress("This order is being created by another request; retry shortly.")
+
+
+def get(order_id: str) -> wire.Order:
+    row = Order.get_or_none(Order.id == order_id)
+    if row is None:
+        raise NotFound("No such order.")
+    return to_wire(row)
+
+
+def listing(
+    user_id: str | None,
+    status: str | None,
+    updated_before: datetime.datetime | None,
+    updated_after: datetime.datetime | None,
+    limit: int,
+    offset: int,
+) -> wire.OrderPage:
+    query = Order.select()
+    if user_id is not None:
+        query = query.where(Order.user_id == user_id)
+    if status is not None:
+        query = query.where(Order.status == status)
+    if updated_before is not None:
+        query = query.where(Order.updated_at < updated_before)
+    if updated_after is not None:
+        query = query.where(Order.updated_at >= updated_after)
+    rows = query.order_by(Order.seq.desc()).limit(limit).offset(offset)
+    return wire.OrderPage(items=[to_wire(row) for row in rows], limit=limit, offset=offset)
+
+
+def set_status(db: peewee.Database, order_id: str, change: wire.StatusChange) -> wire.Order:
+    """Step 8: only pending -> paid | cancelled; asking again for the status the order
+    already has is answered with the order, unchanged."""
+    with write_transaction(db):
+        row = Order.get_or_none(Order.id == order_id)
+        if row is None:
+            raise NotFound("No such order.")
+        if row.status == change.status:
+            return to_wire(row)
+        if row.status != PENDING:
+            raise StatusConflict(f"The order is already {row.status}.")
+        Order.update(
+            status=change.status,
+            reason=change.reason,
+            payment_id=change.payment_id,
+            run_id=None,
+            run_expires=None,
+            updated_at=utcnow(),
+        ).where((Order.id == order_id) & (Order.status == PENDING)).execute()
+        return to_wire(Order.get(Order.id == order_id))
+
+
+def release(order_id: str, run_id: str) -> None:
+    """Drop a run's claim so the next retry need not wait for the lease to end."""
+    updated = (
+        Order.update(run_id=None, run_expires=None).where((Order.id == order_id) & (Order.run_id == run_id)).execute()
+    )
+    if not updated and Order.get_or_none(Order.id == order_id) is None:
+        raise NotFound("No such order.")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    return parse_iso(text)

@@ -1,0 +1,31 @@
+"""Orders' tables."""
+
+from __future__ import annotations
+
+import peewee
+
+
+class Order(peewee.Model):
+    seq = peewee.AutoField()
+    id = peewee.CharField(max_length=36, unique=True)
+    user_id = peewee.CharField(max_length=36, index=True)
+    # Items are written once and read whole: JSON text keeps them as the client sent them.
+    items = peewee.TextField()
+    total = peewee.BigIntegerField()
+    currency = peewee.CharField(max_length=3)
+    status = peewee.CharField(max_length=16, index=True)
+    reason = peewee.CharField(max_length=200, null=True)
+    payment_id = peewee.CharField(max_length=36, null=True)
+    idempotency_key = peewee.CharField(max_length=128)
+    fingerprint = peewee.CharField(max_length=64)
+    # The flow run finishing this order, and until when its claim holds.
+    run_id = peewee.CharField(max_length=128, null=True)
+    run_expires = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("user_id", "idempotency_key"), True),)
+
+
+MODELS = (Order,)

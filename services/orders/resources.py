@@ -1,0 +1,64 @@
+"""Orders' HTTP resources: parse, call the logic, respond."""
+
+from __future__ import annotations
+
+import datetime
+
+import falcon
+import peewee
+
+from contracts import orders as wire
+from contracts.types import ORDER_STATUSES
+from services.common.errors import ApiError
+from services.common.web import page, read_body, respond
+from services.orders import logic
+
+
+class OrdersResource:
+    def __init__(self, db: peewee.Database, lease_seconds: float) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = read_body(req, wire.NewOrder)
+        order, created = logic.create(self.db, data, self.lease_seconds)
+        respond(resp, order, 201 if created else 200)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit, offset = page(req)
+        status = req.get_param("status")
+        if status is not None and status not in ORDER_STATUSES:
+            raise ApiError(
+                422, "validation_failed", "Invalid query", f"status must be one of {', '.join(ORDER_STATUSES)}."
+            )
+        before, after = _time_param(req, "updated_before"), _time_param(req, "updated_after")
+        respond(resp, logic.listing(req.get_param("user_id"), status, before, after, limit, offset))
+
+
+def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:
+    raw = req.get_param(name)
+    try:
+        return logic.parse_time(raw) if raw else None
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", "Invalid query", f"{name} must be an ISO-8601 time.") from exc
+
+
+class OrderResource:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
+        respond(resp, logic.get(str(order_id)))
+
+
+class StatusResource:
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
+        change = read_body(req, wire.StatusChange)
+        respond(resp, logic.set_status(self.db, str(order_id), change))
+
+
+class RunResource:
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
+        run_id = req.get_param("run_id", required=True)
+        logic.release(str(order_id), run_id)
+        resp.status = falcon.HTTP_204

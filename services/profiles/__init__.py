@@ -1,0 +1,1 @@
+"""Profiles: customers' contact data (email, name)."""

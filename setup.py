@@ -1,0 +1,38 @@
+"""syncorders: six Falcon services and a gateway that runs the order flow synchronously."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="syncorders",
+    version="0.1.0",
+    description="Order, payment and notification services behind a synchronous gateway orchestrator",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["orchestrator*", "services*", "contracts*"]),
+    install_requires=[
+        "falcon>=4.0,<5",
+        "waitress>=3.0.1,<4",
+        "requests>=2.32.4,<3",
+        "urllib3>=2.5,<3",
+        "attrs>=24.2",
+        "cattrs>=24.1",
+        "peewee>=3.17",
+        "pyjwt[crypto]>=2.10.1,<3",
+    ],
+    extras_require={
+        "postgres": ["psycopg2-binary>=2.9"],
+        "test": [
+            "pytest>=8",
+            "wiremock>=2.6",
+            "aiosmtpd>=1.4",
+            "hypothesis>=6.100",
+            "openapi-spec-validator>=0.7",
+            "schemathesis>=3.30",
+            "psycopg2-binary>=2.9",
+        ],
+    },
+    entry_points={"console_scripts": ["syncorders=orchestrator.cli:main"]},
+)

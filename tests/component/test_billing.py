@@ -1,0 +1,125 @@
+"""Billing through its HTTP interface: wallets, deposits, one decision per order."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.billing.app import create_app
+
+
+@pytest.fixture
+def billing(make_caller):
+    return make_caller(create_app, "billing")
+
+
+@pytest.fixture
+def wallet(billing):
+    user = str(uuid.uuid4())
+    assert billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"}).status_code == 201
+    return user
+
+
+def pay(billing, user: str, amount: int, order: str | None = None, currency: str = "RUB"):
+    body = {"order_id": order or str(uuid.uuid4()), "user_id": user, "amount": amount, "currency": currency}
+    return billing("POST", "/payments", json=body)
+
+
+def test_opening_a_wallet_twice_returns_the_first(billing, wallet) -> None:
+    opener = billing.calling_as("auth")
+    again = opener("PUT", f"/wallets/{wallet}", json={"currency": "RUB"})
+    assert again.status_code == 200 and again.json["balance"] == 0
+    other = opener("PUT", f"/wallets/{wallet}", json={"currency": "USD"})
+    assert other.status_code == 409 and other.json["code"] == "currency_mismatch"
+
+
+def test_deposit_then_payment_moves_the_balance(billing, wallet) -> None:
+    assert billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000}).status_code == 201
+    paid = pay(billing, wallet, 400)
+    assert paid.status_code == 201
+    assert paid.json["outcome"] == "debited" and paid.json["operation"]["balance_after"] == 600
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 600
+
+
+def test_insufficient_funds_is_406_and_leaves_the_balance(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 100})
+    refused = pay(billing, wallet, 101)
+    assert refused.status_code == 406
+    assert refused.json["code"] == "insufficient_funds" and refused.json["title"] == "Insufficient funds"
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 100
+
+
+def test_a_second_payment_for_the_same_order_returns_the_first(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    order = str(uuid.uuid4())
+    first, second = pay(billing, wallet, 300, order), pay(billing, wallet, 300, order)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json == second.json
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 700
+
+
+def test_a_declined_order_stays_declined_after_a_top_up(billing, wallet) -> None:
+    order = str(uuid.uuid4())
+    assert pay(billing, wallet, 500, order).status_code == 406
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    assert pay(billing, wallet, 500, order).status_code == 406
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 1000
+
+
+def test_same_order_with_other_terms_is_a_conflict(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    order = str(uuid.uuid4())
+    pay(billing, wallet, 300, order)
+    conflict = pay(billing, wallet, 301, order)
+    assert conflict.status_code == 409 and conflict.json["code"] == "payment_conflict"
+
+
+def test_abandon_records_a_decline_that_a_late_payment_cannot_override(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    order = str(uuid.uuid4())
+    body = {"order_id": order, "user_id": wallet, "amount": 300, "currency": "RUB"}
+    abandoned = billing("POST", f"/payments/{order}/abandon", json=body)
+    assert abandoned.status_code == 201 and abandoned.json["outcome"] == "declined"
+    assert pay(billing, wallet, 300, order).status_code == 406
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 1000
+
+
+def test_abandon_keeps_a_debit_that_happened(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    order = str(uuid.uuid4())
+    pay(billing, wallet, 300, order)
+    body = {"order_id": order, "user_id": wallet, "amount": 300, "currency": "RUB"}
+    kept = billing("POST", f"/payments/{order}/abandon", json=body)
+    assert kept.status_code == 200 and kept.json["outcome"] == "debited"
+
+
+def test_deposit_with_a_key_is_applied_once(billing, wallet) -> None:
+    body = {"amount": 250, "idempotency_key": "k1"}
+    first = billing("POST", f"/wallets/{wallet}/deposits", json=body)
+    second = billing("POST", f"/wallets/{wallet}/deposits", json=body)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json["wallet"]["balance"] == 250
+    reused = billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1, "idempotency_key": "k1"})
+    assert reused.status_code == 422 and reused.json["code"] == "idempotency_key_reused"
+
+
+def test_operations_list_newest_first_and_pages(billing, wallet) -> None:
+    for amount in (1, 2, 3):
+        billing("POST", f"/wallets/{wallet}/deposits", json={"amount": amount})
+    listed = billing("GET", f"/wallets/{wallet}/operations", params={"limit": "2"}).json
+    assert [op["amount"] for op in listed["items"]] == [3, 2]
+    rest = billing("GET", f"/wallets/{wallet}/operations", params={"limit": "2", "offset": "2"}).json
+    assert [op["amount"] for op in rest["items"]] == [1]
+    assert billing("GET", f"/wallets/{wallet}/operations", params={"limit": "1000"}).status_code == 422
+
+
+def test_only_auth_opens_wallets_and_only_the_gateway_pays(billing, wallet) -> None:
+    user = str(uuid.uuid4())
+    assert billing("PUT", f"/wallets/{user}", json={"currency": "RUB"}).status_code == 403
+    assert pay(billing.calling_as("auth"), wallet, 1).status_code == 403
+    assert billing.client.simulate_post("/payments", json={}).status_code == 401
+
+
+def test_unknown_wallet_is_404(billing) -> None:
+    assert billing("GET", f"/wallets/{uuid.uuid4()}").status_code == 404

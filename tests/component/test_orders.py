@@ -1,0 +1,83 @@
+"""Orders through its HTTP interface: creation keyed by idempotency, status rules."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.orders.app import create_app
+
+USER = str(uuid.uuid4())
+
+
+@pytest.fixture
+def orders(make_caller):
+    return make_caller(create_app, "orders")
+
+
+def new_order(key: str = "k1", run: str = "run-1", price: int = 250, quantity: int = 2) -> dict:
+    return {
+        "user_id": USER,
+        "currency": "RUB",
+        "idempotency_key": key,
+        "run_id": run,
+        "items": [{"name": "Tea", "quantity": quantity, "price": price}],
+    }
+
+
+def test_create_makes_a_pending_order_with_the_total_from_the_items(orders) -> None:
+    created = orders("POST", "/orders", json=new_order())
+    assert created.status_code == 201
+    assert created.json["status"] == "pending" and created.json["total"] == 500
+    assert uuid.UUID(created.json["id"])
+
+
+def test_same_key_and_body_returns_the_same_order(orders) -> None:
+    first = orders("POST", "/orders", json=new_order())
+    again = orders("POST", "/orders", json=new_order())
+    assert again.status_code == 200 and again.json["id"] == first.json["id"]
+
+
+def test_same_key_with_another_body_is_422(orders) -> None:
+    orders("POST", "/orders", json=new_order())
+    other = orders("POST", "/orders", json=new_order(price=999))
+    assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
+
+
+def test_a_parallel_run_of_the_same_key_is_409_until_released(orders) -> None:
+    first = orders("POST", "/orders", json=new_order(run="a")).json
+    assert orders("POST", "/orders", json=new_order(run="b")).status_code == 409
+    assert orders("DELETE", f"/orders/{first['id']}/run", params={"run_id": "a"}).status_code == 204
+    assert orders("POST", "/orders", json=new_order(run="b")).status_code == 200
+
+
+def test_status_moves_only_from_pending_and_repeats_are_no_ops(orders) -> None:
+    order = orders("POST", "/orders", json=new_order()).json
+    paid = orders("PUT", f"/orders/{order['id']}/status", json={"status": "paid"})
+    assert paid.status_code == 200 and paid.json["status"] == "paid"
+    assert orders("PUT", f"/orders/{order['id']}/status", json={"status": "paid"}).status_code == 200
+    conflict = orders("PUT", f"/orders/{order['id']}/status", json={"status": "cancelled", "reason": "x"})
+    assert conflict.status_code == 409 and conflict.json["code"] == "status_conflict"
+    back = orders("PUT", f"/orders/{order['id']}/status", json={"status": "pending"})
+    assert back.status_code == 422
+
+
+def test_a_total_beyond_the_money_limit_is_refused(orders) -> None:
+    response = orders("POST", "/orders", json=new_order(price=10**12, quantity=2))
+    assert response.status_code == 422 and response.json["code"] == "total_too_large"
+
+
+def test_listing_filters_by_owner_and_status(orders) -> None:
+    first = orders("POST", "/orders", json=new_order("a")).json
+    orders("POST", "/orders", json=new_order("b"))
+    orders("PUT", f"/orders/{first['id']}/status", json={"status": "cancelled", "reason": "test"})
+    pending = orders("GET", "/orders", params={"user_id": USER, "status": "pending"}).json["items"]
+    assert len(pending) == 1 and pending[0]["id"] != first["id"]
+    assert orders("GET", "/orders", params={"user_id": str(uuid.uuid4())}).json["items"] == []
+    assert orders("GET", "/orders", params={"status": "lost"}).status_code == 422
+
+
+def test_unknown_order_is_404(orders) -> None:
+    assert orders("GET", f"/orders/{uuid.uuid4()}").status_code == 404
+    assert orders("GET", "/orders/not-a-uuid").status_code == 404

@@ -1,0 +1,22 @@
+"""Fixtures shared by every layer of tests."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.common.config import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """A fresh data folder, hence fresh SQLite files, for every test."""
+    return Settings(data_dir=str(tmp_path), service_secret=secrets.token_hex(32), password_hash_cost=12)
+
+
+@pytest.fixture
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield tmp_path_factory.mktemp("stack")
