@@ -24,6 +24,7 @@ setup(
     ],
     extras_require={
         "postgres": ["psycopg2-binary>=2.9"],
+        "bench": ["matplotlib>=3.8"],
         "test": [
             "pytest>=8",
             "wiremock>=2.6",
@@ -32,6 +33,7 @@ setup(
             "openapi-spec-validator>=0.7",
             "schemathesis>=3.30",
             "psycopg2-binary>=2.9",
+            "matplotlib>=3.8",
         ],
     },
     entry_points={"console_scripts": ["syncorders=orchestrator.cli:main"]},

@@ -1,5 +1,5 @@
 """``syncorders``: run the system, one service, the demo, recovery, key rotation and
-the sequence diagram."""
+the sequence diagram, and the benchmark."""
 
 from __future__ import annotations
 
@@ -105,6 +105,12 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import bench
+
+    return bench.main(args, settings)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="syncorders", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -131,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("rotate", help="publish a new signing key").set_defaults(func=cmd_rotate)
+    from orchestrator.bench import add_arguments
+
+    bench = sub.add_parser("bench", help="benchmark the order flow against the stack's own ceiling")
+    add_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return top
 
 

@@ -1,0 +1,322 @@
+"""``syncorders bench``: the order flow's throughput and latency against the stack's own
+ceiling, measured in one run.
+
+The ceiling is a trivial Falcon JSON route on waitress with the same server settings,
+driven the same way; one order costs seven HTTP requests in a row, so
+``ceiling = trivial req/s ÷ 7``. Absolute figures move with the machine; the ratios
+from one run are what to compare. The load comes from a separate process
+(:mod:`orchestrator.loadgen`) whose own CPU share is printed, to show it is not the
+bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import falcon
+import requests
+
+from orchestrator.flow import FLOW
+from orchestrator.supervisor import Stack, _await_listening
+from services.common.config import SERVICES, Settings
+
+HTTP_REQUESTS_PER_ORDER = 7
+WALLET_FUNDS = 10**11
+
+
+@attrs.frozen
+class Level:
+    concurrency: int
+    ok: int
+    errors: int
+    wall_s: float
+    cpu_s: float
+    latencies: list[float]
+    steps: dict[str, float]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.wall_s if self.wall_s else 0.0
+
+    def percentile(self, fraction: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        index = min(len(self.latencies) - 1, round(fraction * (len(self.latencies) - 1)))
+        return self.latencies[index]
+
+    @property
+    def cpu_share(self) -> float:
+        return self.cpu_s / self.wall_s if self.wall_s else 0.0
+
+
+def _level(raw: dict[str, Any]) -> Level:
+    timed = max(1, raw["timed"])
+    steps = {name: total / timed for name, total in raw["step_ms_total"].items()}
+    return Level(
+        raw["concurrency"],
+        raw["ok"],
+        sum(raw["errors"].values()),
+        raw["wall_s"],
+        raw["cpu_s"],
+        raw["latencies_ms"],
+        steps,
+    )
+
+
+def _loadgen(url: str, mode: str, concurrency: int, duration: float, users_file: str | None) -> Level:
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.loadgen",
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+    ]
+    if users_file:
+        command += ["--users", users_file]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=True)
+    return _level(json.loads(done.stdout))
+
+
+class Ping:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"ok": True}
+
+
+def serve_ping() -> None:
+    """The ceiling's server: one trivial JSON route, the gateway's waitress settings."""
+    from services.common.server import serve
+
+    app = falcon.App()
+    app.add_route("/ping", Ping())
+    serve(app, "gateway", Settings.from_env(), port=0)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def prepare_users(gateway: str, count: int) -> list[dict[str, str]]:
+    """Registered, logged-in customers with wallets large enough for any run."""
+    http = requests.Session()
+    http.trust_env = False
+    users = []
+    for _ in range(count):
+        login = f"bench-{secrets.token_hex(5)}"
+        password = secrets.token_urlsafe(12)
+        user = http.post(
+            f"{gateway}/auth/register",
+            timeout=30,
+            json={
+                "login": login,
+                "password": password,
+                "email": f"{login}@example.com",
+                "first_name": "Bench",
+                "last_name": "User",
+            },
+        ).json()
+        token = http.post(f"{gateway}/auth/login", timeout=30, json={"login": login, "password": password}).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        http.post(
+            f"{gateway}/wallet/deposits", timeout=30, headers=auth, json={"amount": WALLET_FUNDS}
+        ).raise_for_status()
+        users.append({"user_id": user["id"], "token": token["access_token"]})
+    return users
+
+
+def measure_ceiling(settings: Settings, levels: list[int], duration: float) -> dict[int, Level]:
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.bench", "ping-server"], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        url = _await_listening(popen, "gateway", 30)
+        _loadgen(url, "ping", 1, min(1.0, duration), None)
+        return {level: _loadgen(url, "ping", level, duration, None) for level in levels}
+    finally:
+        popen.terminate()
+        popen.wait(timeout=10)
+
+
+def measure_flow(
+    settings: Settings, gateway: str | None, levels: list[int], duration: float, users_count: int
+) -> tuple[dict[int, Level], dict[str, float], int]:
+    """Orders at each level, the services' RSS afterwards, and how many orders stayed
+    neither paid nor cancelled (must be 0)."""
+    stack = None
+    if gateway is None:
+        stack = Stack(settings, log_dir=Path(settings.data_dir) / "logs").start()
+        gateway = stack.urls["gateway"]
+    try:
+        users = prepare_users(gateway, users_count)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as users_file:
+            json.dump(users, users_file)
+        _loadgen(gateway, "orders", 1, min(1.0, duration), users_file.name)
+        results = {level: _loadgen(gateway, "orders", level, duration, users_file.name) for level in levels}
+        os.unlink(users_file.name)
+        rss = {name: _rss_mb(p.popen.pid) for name, p in stack.processes.items()} if stack else {}
+        unfinished = _unfinished_orders(gateway, users)
+        return results, rss, unfinished
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+def _unfinished_orders(gateway: str, users: list[dict[str, str]]) -> int:
+    """Orders of the benchmark's users that are neither paid nor cancelled."""
+    http = requests.Session()
+    http.trust_env = False
+    unfinished = 0
+    for user in users:
+        offset = 0
+        while True:
+            page = http.get(
+                f"{gateway}/orders",
+                timeout=30,
+                params={"limit": 100, "offset": offset},
+                headers={"Authorization": f"Bearer {user['token']}"},
+            ).json()["items"]
+            unfinished += sum(order["status"] not in ("paid", "cancelled") for order in page)
+            if len(page) < 100:
+                break
+            offset += 100
+    return unfinished
+
+
+def report(ceiling: dict[int, Level], flows: dict[str, tuple[dict[int, Level], dict[str, float], int]]) -> str:
+    lines = [
+        "",
+        "Trivial Falcon JSON route on waitress (the ceiling's base):",
+        f"{'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'loadgen CPU':>12}",
+    ]
+    for level, result in ceiling.items():
+        lines.append(
+            f"{level:>5} {result.rate:>9.0f} {result.percentile(0.5):>8.2f} {result.percentile(0.99):>8.2f} "
+            f"{result.errors:>7} {result.cpu_share:>11.0%}"
+        )
+    for transport, (levels, rss, unfinished) in flows.items():
+        lines += [
+            "",
+            f"POST /orders through the gateway (internal client: {transport}):",
+            f"{'conc':>5} {'orders/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+            f"{'ceiling':>8} {'ratio':>6} {'loadgen CPU':>12}",
+        ]
+        for level, result in levels.items():
+            cap = ceiling[level].rate / HTTP_REQUESTS_PER_ORDER if level in ceiling else float("nan")
+            lines.append(
+                f"{level:>5} {result.rate:>9.1f} {result.percentile(0.5):>8.2f} {result.percentile(0.95):>8.2f} "
+                f"{result.percentile(0.99):>8.2f} {result.errors:>7} {cap:>8.1f} {result.rate / cap:>6.2f} "
+                f"{result.cpu_share:>11.0%}"
+            )
+        lines.append("  mean ms per step (step 1 = client<->gateway transport, from the client's clock):")
+        for level, result in levels.items():
+            steps = dict(result.steps)
+            transport_ms = steps.get("client", 0.0) - steps.get("app", 0.0)
+            cells = [f"1:{transport_ms:.2f}"] + [
+                f"{step.number}:{steps.get(f's{step.number}', 0.0):.2f}" for step in FLOW if step.number > 1
+            ]
+            lines.append(f"  c={level:<3} " + " ".join(cells))
+        if rss:
+            lines.append("  RSS after the run (MB): " + ", ".join(f"{name} {mb:.1f}" for name, mb in rss.items()))
+        lines.append(f"  orders neither paid nor cancelled afterwards: {unfinished}")
+    return "\n".join(lines)
+
+
+def plot(
+    path: str, flows: dict[str, tuple[dict[int, Level], dict[str, float], int]], ceiling: dict[int, Level]
+) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
+    except ImportError:
+        return False
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for transport, (levels, _rss, _unfinished) in flows.items():
+        xs = list(levels)
+        left.plot(xs, [levels[x].rate for x in xs], marker="o", label=f"orders/s ({transport})")
+        for fraction, style in ((0.5, "-"), (0.99, "--")):
+            right.plot(
+                xs,
+                [levels[x].percentile(fraction) for x in xs],
+                style,
+                marker="o",
+                label=f"p{int(fraction * 100)} ({transport})",
+            )
+    xs = list(ceiling)
+    left.plot(xs, [ceiling[x].rate / HTTP_REQUESTS_PER_ORDER for x in xs], ":", marker="s", label="ceiling (trivial/7)")
+    left.set(xlabel="concurrency", ylabel="orders per second", xscale="log", title="Throughput")
+    right.set(xlabel="concurrency", ylabel="latency, ms", xscale="log", title="Latency of POST /orders")
+    for axis in (left, right):
+        axis.set_xticks(xs, [str(x) for x in xs])
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gateway", default=None, help="measure a running gateway instead of starting a stack")
+    parser.add_argument("--levels", default="1,8,32", help="concurrency levels (default 1,8,32)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level (default 10)")
+    parser.add_argument("--users", type=int, default=32, help="customers sending orders (default 32)")
+    parser.add_argument("--transports", default="urllib3,requests", help="internal clients to compare")
+    parser.add_argument("--plot", default="bench-results/bench.png", help="PNG to write ('' for none)")
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    levels = [int(level) for level in args.levels.split(",")]
+    transports = args.transports.split(",") if args.gateway is None else ["as configured"]
+    print(
+        f"benchmark: levels {levels}, {args.duration:.0f} s each, {args.users} customers, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    started = time.monotonic()
+    flows = {}
+    with tempfile.TemporaryDirectory(prefix="syncorders-bench-") as scratch:
+        base = attrs.evolve(settings, data_dir=scratch, ports=dict.fromkeys(SERVICES, 0), databases={})
+        ceiling = measure_ceiling(base, levels, args.duration)
+        for transport in transports:
+            run_settings = (
+                base
+                if args.gateway
+                else attrs.evolve(base, http_transport=transport, data_dir=str(Path(scratch) / transport))
+            )
+            flows[transport] = measure_flow(run_settings, args.gateway, levels, args.duration, args.users)
+    print(report(ceiling, flows))
+    if args.plot and plot(args.plot, flows, ceiling):
+        print(f"\nplot written to {args.plot}")
+    print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
+    failed = any(result.errors for levels_, _rss, _u in flows.values() for result in levels_.values())
+    unfinished = sum(u for _levels, _rss, u in flows.values())
+    return 1 if failed or unfinished else 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["ping-server"]:
+    serve_ping()
