@@ -1,8 +1,9 @@
 """Verifying clients' access tokens with Auth's published keys.
 
 The algorithm is pinned here, never read from the token. Keys are fetched from Auth's
-JWKS and cached; an unknown ``kid`` triggers at most one fetch per refresh interval,
-however many such tokens arrive.
+JWKS and cached for one refresh interval: an unknown ``kid`` triggers at most one fetch
+per interval, however many such tokens arrive, and a key Auth stops publishing (retired
+or withdrawn) stops being trusted within an interval of the next token that needs keys.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from services.common.clients import AuthClient
 log = logging.getLogger(__name__)
 ALGORITHMS = ["EdDSA"]
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "iss", "aud"]
-_KID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class InvalidToken(Exception):
@@ -50,7 +51,7 @@ class TokenVerifier:
         kid = header.get("kid")
         if header.get("alg") not in ALGORITHMS:
             raise InvalidToken("algorithm not allowed")
-        if not isinstance(kid, str) or not _KID.match(kid):
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
             raise InvalidToken("missing or malformed key ID")
         key = self._key(kid)
         try:
@@ -74,14 +75,11 @@ class TokenVerifier:
         return subject
 
     def _key(self, kid: str) -> Any:
+        if time.monotonic() - self._fetched_at >= self.refresh_interval:
+            with self._lock:
+                if time.monotonic() - self._fetched_at >= self.refresh_interval:
+                    self._refresh()
         key = self._keys.get(kid)
-        if key is not None:
-            return key
-        with self._lock:
-            key = self._keys.get(kid)
-            if key is None and time.monotonic() - self._fetched_at >= self.refresh_interval:
-                self._refresh()
-                key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown key ID")
         return key
