@@ -21,6 +21,7 @@ setup(
         "cattrs>=24.1",
         "peewee>=3.17",
         "pyjwt[crypto]>=2.10.1,<3",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "postgres": ["psycopg2-binary>=2.9"],

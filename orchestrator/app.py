@@ -9,6 +9,7 @@ import falcon
 from contracts import gateway as wire
 from orchestrator import flow, resources
 from orchestrator.auth import ClientAuth
+from orchestrator.metrics import FlowMetrics
 from orchestrator.tokens import TokenVerifier
 from services.common.clients import (
     AuthClient,
@@ -20,6 +21,7 @@ from services.common.clients import (
 )
 from services.common.config import INTERNAL_SERVICES, Settings
 from services.common.errors import ApiError, Mapped
+from services.common.metrics import Metrics
 from services.common.service import add_readiness, downstream_check
 from services.common.web import base_app
 
@@ -82,8 +84,11 @@ def create_app(settings: Settings, clients: dict[str, Any] | None = None) -> fal
         settings.jwks_refresh_interval,
     )
     services = flow.Services(orders=made["orders"], billing=made["billing"], notifications=made["notifications"])
+    # The flow's metrics join the HTTP ones in the gateway's registry.
+    metrics = Metrics(SERVICE)
     app = base_app(
         SERVICE,
+        metrics=metrics,
         max_body=settings.max_body,
         middleware=[ClientAuth(verifier, wire.OPERATIONS)],
         domain_errors={flow.Forbidden: Mapped(403, "forbidden", "Not your order to create")},
@@ -95,7 +100,7 @@ def create_app(settings: Settings, clients: dict[str, Any] | None = None) -> fal
     app.add_route("/wallet", resources.Wallet(made["billing"]))
     app.add_route("/wallet/operations", resources.WalletOperations(made["billing"]))
     app.add_route("/wallet/deposits", resources.Deposits(made["billing"]))
-    app.add_route("/orders", resources.Orders(services))
+    app.add_route("/orders", resources.Orders(services, FlowMetrics(metrics.registry)))
     app.add_route("/orders/{order_id:uuid}", resources.Order(made["orders"]))
     app.add_route("/letters", resources.Letters(made["notifications"]))
     app.add_route("/letters/{letter_id:uuid}", resources.Letter(made["notifications"]))

@@ -9,7 +9,7 @@ import falcon
 from contracts.operations import ANYONE, Operation
 from orchestrator.tokens import InvalidToken, TokenVerifier
 from services.common.errors import ApiError
-from services.common.web import plain_template
+from services.common.routes import plain_template
 
 OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="syncorders"'}

@@ -358,8 +358,13 @@ FLOW: tuple[Step, ...] = (
 STEP_BY_NAME = {step.name: step for step in FLOW}
 
 
-def run_flow(run: Run, steps: tuple[Step, ...] = FLOW, first: int = 1) -> Run:
-    """Run the gateway's steps from ``first`` on, in order, timing each."""
+Observer = Callable[[Step, float, str], None]
+OK = "ok"
+
+
+def run_flow(run: Run, steps: tuple[Step, ...] = FLOW, first: int = 1, observe: Observer | None = None) -> Run:
+    """Run the gateway's steps from ``first`` on, in order, timing each; ``observe``
+    hears each step's duration (ms) and outcome (``ok`` or the failure reason)."""
     for step in steps:
         if step.action is None or step.number < first:
             continue
@@ -369,6 +374,8 @@ def run_flow(run: Run, steps: tuple[Step, ...] = FLOW, first: int = 1) -> Run:
         except StepFailed as failure:
             elapsed = (time.perf_counter() - started) * 1000
             run.timings.append((step.number, step.name, elapsed))
+            if observe is not None:
+                observe(step, elapsed, failure.reason)
             log.warning("step %s %s failed after %.1f ms: %s", step.number, step.name, elapsed, failure)
             if step.must_succeed:
                 raise FlowStopped(step, failure, run.order.id if run.order else None) from failure
@@ -376,6 +383,8 @@ def run_flow(run: Run, steps: tuple[Step, ...] = FLOW, first: int = 1) -> Run:
             continue
         elapsed = (time.perf_counter() - started) * 1000
         run.timings.append((step.number, step.name, elapsed))
+        if observe is not None:
+            observe(step, elapsed, OK)
         log.info("step %s %s took %.2f ms", step.number, step.name, elapsed)
     return run
 

@@ -16,6 +16,7 @@ import falcon
 from contracts import auth, billing
 from contracts.gateway import DepositRequest
 from orchestrator import flow
+from orchestrator.metrics import FlowMetrics
 from services.common.clients import AuthClient, BillingClient, NotificationsClient, OrdersClient, ProfilesClient
 from services.common.errors import ApiError
 from services.common.http import Reply
@@ -101,8 +102,9 @@ class Deposits:
 
 
 class Orders:
-    def __init__(self, services: flow.Services) -> None:
+    def __init__(self, services: flow.Services, metrics: FlowMetrics) -> None:
         self.services = services
+        self.metrics = metrics
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The eleven steps. ``{"user_id", "items": [{"name", "quantity", "price"}],
@@ -118,13 +120,16 @@ class Orders:
             run_id=req.context.request_id + "-" + uuid.uuid4().hex[:8],
         )
         try:
-            flow.run_flow(run)
+            flow.run_flow(run, observe=self.metrics.observe)
         except flow.FlowStopped:
+            self.metrics.finished("failed")
             if run.order is not None and run.order.status == "pending":
                 _release(self.services.orders, run)
             raise
         finally:
             req.context.timings.extend(server_timing(run))
+        assert run.order is not None
+        self.metrics.finished(run.order.status)
         if run.replayed:
             resp.set_header("Idempotent-Replayed", "true")
         resp.location = f"/orders/{run.order.id}" if run.order else None

@@ -15,7 +15,7 @@ import jwt
 
 from contracts.operations import Operation
 from services.common.errors import ApiError
-from services.common.web import plain_template
+from services.common.routes import plain_template
 
 ALGORITHM = "HS256"
 TOKEN_LIFETIME = 300

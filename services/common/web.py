@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ import falcon.media
 from contracts.converter import structure, unstructure
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from services.common.metrics import Metrics, MetricsResource
 
 log = logging.getLogger("access")
 MAX_JSON_DEPTH = 16
@@ -100,14 +100,17 @@ def base_app(
     max_body: int,
     middleware: Iterable[Any] = (),
     domain_errors: Mapping[type[Exception], errors.Mapped] | None = None,
+    metrics: Metrics | None = None,
 ) -> falcon.App:
-    app = falcon.App(middleware=[RequestContext(service), BodyLimit(max_body), *middleware])
+    metrics = metrics or Metrics(service)
+    app = falcon.App(middleware=[RequestContext(service), metrics, BodyLimit(max_body), *middleware])
     handler = falcon.media.JSONHandler(dumps=_dumps, loads=_loads)
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app, domain_errors)
     app.add_route("/health", Health(service))
+    app.add_route("/metrics", MetricsResource(metrics.registry))
     return app
 
 
@@ -151,14 +154,6 @@ def _int_param(req: falcon.Request, name: str, default: int) -> int:
     if not raw.isdigit() or len(raw) > 9:
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a whole number.")
     return int(raw)
-
-
-_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
-
-
-def plain_template(template: str | None) -> str:
-    """A route as the contract writes it: "/orders/{order_id:uuid}" is "/orders/{order_id}"."""
-    return _CONVERTER.sub(r"{\1}", template or "")
 
 
 def not_found(what: str) -> errors.ApiError:

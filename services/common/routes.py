@@ -1,0 +1,12 @@
+"""Routes as the contracts write them."""
+
+from __future__ import annotations
+
+import re
+
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def plain_template(template: str | None) -> str:
+    """A route as the contract writes it: "/orders/{order_id:uuid}" is "/orders/{order_id}"."""
+    return _CONVERTER.sub(r"{\1}", template or "")
