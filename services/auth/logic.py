@@ -99,33 +99,41 @@ def register(
 
 
 def login(data: wire.Credentials, signer: Signer, max_failures: int, window: int) -> wire.AccessToken:
-    _check_throttle(data.login, max_failures, window)
+    _take_attempt(data.login, max_failures, window)
     row = User.get_or_none(User.login == data.login)
     ok = verify_password(data.password, row.password_hash if row else DUMMY_HASH)
     if row is None or not ok:
-        _record_failure(data.login, window)
         raise InvalidCredentials("Wrong login or password.")
+    LoginFailure.delete().where(LoginFailure.login == data.login).execute()
     if not row.complete:
         raise RegistrationIncomplete("Registration is not finished: send the same registration again.")
-    LoginFailure.delete().where(LoginFailure.login == data.login).execute()
     return signer.sign(row.id, row.login)
 
 
-def _check_throttle(login_name: str, max_failures: int, window: int) -> None:
-    row = LoginFailure.get_or_none(LoginFailure.login == login_name)
-    if row is None or row.failures < max_failures:
-        return
-    ends = row.window_start + datetime.timedelta(seconds=window)
-    remaining = (ends - utcnow()).total_seconds()
-    if remaining > 0:
-        raise TooManyAttempts(max(1, math.ceil(remaining)))
+def _take_attempt(login_name: str, max_failures: int, window: int) -> None:
+    """Count this attempt before the password is checked, or refuse it.
 
-
-def _record_failure(login_name: str, window: int) -> None:
-    """Kept in the database, so every Auth replica counts the same failures."""
-    now = utcnow()
+    Counting first means parallel guesses cannot all pass a check made before any of
+    them was counted: at most ``max_failures`` passwords are tried per login and window,
+    however many requests arrive at once. A right password clears the count. The count
+    lives in the database, so every Auth replica sees the same one.
+    """
     db = LoginFailure._meta.database
-    with db.atomic():
+    for _attempt in range(5):
+        now = utcnow()
+        window_open = now - datetime.timedelta(seconds=window)
+        # One conditional update: two requests cannot both take the last free attempt.
+        counted = (
+            LoginFailure.update(failures=LoginFailure.failures + 1)
+            .where(
+                (LoginFailure.login == login_name)
+                & (LoginFailure.failures < max_failures)
+                & (LoginFailure.window_start > window_open)
+            )
+            .execute()
+        )
+        if counted:
+            return
         row = LoginFailure.get_or_none(LoginFailure.login == login_name)
         if row is None:
             try:
@@ -133,8 +141,19 @@ def _record_failure(login_name: str, window: int) -> None:
                     LoginFailure.create(login=login_name, failures=1, window_start=now)
                 return
             except peewee.IntegrityError:
-                row = LoginFailure.get(LoginFailure.login == login_name)
-        if row.window_start + datetime.timedelta(seconds=window) < now:
-            LoginFailure.update(failures=1, window_start=now).where(LoginFailure.login == login_name).execute()
-        else:
-            LoginFailure.update(failures=LoginFailure.failures + 1).where(LoginFailure.login == login_name).execute()
+                continue
+        if row.window_start <= window_open:
+            # The window is over: the first request to notice starts a new one.
+            restarted = (
+                LoginFailure.update(failures=1, window_start=now)
+                .where((LoginFailure.login == login_name) & (LoginFailure.window_start == row.window_start))
+                .execute()
+            )
+            if restarted:
+                return
+            continue
+        if row.failures < max_failures:
+            continue
+        remaining = (row.window_start + datetime.timedelta(seconds=window) - now).total_seconds()
+        raise TooManyAttempts(max(1, math.ceil(remaining)))
+    raise TooManyAttempts(1)
