@@ -49,7 +49,15 @@ OPERATIONS = (
         "Step 10: look up the customer's email and send the happy or the sad letter",
         callers=frozenset({GATEWAY}),
         request=LetterRequest,
-        responses={200: Letter, 201: Letter, 404: ErrorBody, 422: ErrorBody, 502: ErrorBody, 503: ErrorBody},
+        responses={
+            200: Letter,
+            201: Letter,
+            404: ErrorBody,
+            422: ErrorBody,
+            502: ErrorBody,
+            503: ErrorBody,
+            504: ErrorBody,
+        },
     ),
     Operation(
         "GET",

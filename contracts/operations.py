@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from contracts.errors import ErrorBody
+
 GATEWAY = "gateway"
 AUTH = "auth"
 NOTIFICATIONS = "notifications"
@@ -38,8 +40,40 @@ class Operation:
     query: tuple[Query, ...] = ()
     headers: tuple[str, ...] = ()
 
+    @property
+    def internal(self) -> bool:
+        """Called by other services with a service token, not by clients."""
+        return not self.callers & {ANYONE, CLIENT}
+
+    def documented(self) -> dict[int, Any]:
+        """Every status the route can answer: its own, then what the shared plumbing
+        answers before or around it (see :data:`PLUMBING`)."""
+        statuses = dict(self.responses)
+        for applies, codes in PLUMBING:
+            if applies(self):
+                for code in codes:
+                    statuses.setdefault(code, ErrorBody)
+        return dict(sorted(statuses.items()))
+
 
 PAGE_QUERY = (
     Query("limit", int, "page size, 1 to 100 (default 20)"),
     Query("offset", int, "items to skip (default 0)"),
+)
+
+# Statuses the shared plumbing (services/common/web.py, errors.py, trust.py) answers on
+# a route's behalf. They are part of every document, but not of ``responses``: a typed
+# client expects only a route's own answers and treats these as its own call failing
+# (a gateway must not pass a refused service credential on to its client as a 401).
+PLUMBING: tuple[tuple[Any, tuple[int, ...]], ...] = (
+    # An unexpected failure, answered in the one error shape.
+    (lambda op: True, (500,)),
+    # The service-credential check on every internal route; SQLite busy on their databases.
+    (lambda op: op.internal, (401, 403, 503)),
+    # Malformed JSON, a body over the size limit, a body that is not JSON.
+    (lambda op: op.request is not None, (400, 413, 415)),
+    # A required query parameter missing.
+    (lambda op: any(q.required for q in op.query), (400,)),
+    # A path parameter that is not a UUID matches no route.
+    (lambda op: "{" in op.path, (404,)),
 )
