@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 from contracts import profiles as wire
-from services.common.db import iso, utcnow
+from services.common.db import iso, utcnow, write_transaction
 from services.common.errors import NotFound
 from services.profiles.models import Profile
 
@@ -22,9 +22,11 @@ def to_wire(row: Profile) -> wire.Profile:
 
 
 def put_profile(db: peewee.Database, user_id: str, data: wire.ProfileData) -> tuple[wire.Profile, bool]:
-    """Create or replace; sending the same profile twice changes nothing."""
+    """Create or replace; sending the same profile twice changes nothing. The write lock
+    is taken first: a read-then-write transaction on SQLite fails at once ("database is
+    locked") when another writer commits in between, instead of waiting its turn."""
     fields = {"email": data.email, "first_name": data.first_name, "last_name": data.last_name}
-    with db.atomic():
+    with write_transaction(db):
         row = Profile.get_or_none(Profile.user_id == user_id)
         if row is None:
             try:
