@@ -51,7 +51,7 @@ class Contract:
                 return Found(template, method.upper(), op, matched.groupdict())
         return None
 
-    def _schema_errors(self, schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    def schema_problems(self, schema: dict[str, Any], value: Any, where: str) -> list[str]:
         # The document's components travel with the schema so "#/components/..." resolves.
         root = {**schema, "components": self.document["components"]}
         validator = jsonschema.Draft202012Validator(root, format_checker=FORMATS)
@@ -79,7 +79,7 @@ class Contract:
             data = json.loads(body)
         except ValueError:
             return [f"{where}: body is not JSON: {body[:80]!r}"]
-        return self._schema_errors(content[openapi.JSON]["schema"], data, where)
+        return self.schema_problems(content[openapi.JSON]["schema"], data, where)
 
     def request_problems(
         self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes | None
@@ -109,10 +109,9 @@ class Contract:
                     problems.append(f"{where}: {param['name']}={value!r} is not an integer")
                     continue
                 value = int(value)
-            problems += self._schema_errors(param["schema"], value, f"{where} {param['name']}")
-        if found.operation.get("security"):
-            if not lowered.get("authorization", "").startswith("Bearer "):
-                problems.append(f"{where}: no bearer credential")
+            problems += self.schema_problems(param["schema"], value, f"{where} {param['name']}")
+        if found.operation.get("security") and not lowered.get("authorization", "").startswith("Bearer "):
+            problems.append(f"{where}: no bearer credential")
         declared = found.operation.get("requestBody")
         if declared is None:
             if body:
@@ -124,4 +123,4 @@ class Contract:
             data = json.loads(body or b"")
         except ValueError:
             return [*problems, f"{where}: body is not JSON: {(body or b'')[:80]!r}"]
-        return problems + self._schema_errors(declared["content"][openapi.JSON]["schema"], data, where)
+        return problems + self.schema_problems(declared["content"][openapi.JSON]["schema"], data, where)
