@@ -62,7 +62,7 @@ def test_every_example_in_the_document_matches_its_schema(service: str) -> None:
             assert media["examples"], f"{method} {path} {where} has no example"
             for name, example in media["examples"].items():
                 checked += 1
-                problems += contract._schema_errors(
+                problems += contract.schema_problems(
                     media["schema"], example["value"], f"{method} {path} {where} {name}"
                 )
     assert checked > 0
