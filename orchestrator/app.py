@@ -22,7 +22,7 @@ from services.common.clients import (
 from services.common.config import INTERNAL_SERVICES, Settings
 from services.common.errors import ApiError, Mapped
 from services.common.metrics import Metrics
-from services.common.service import add_readiness, downstream_check
+from services.common.readiness import add_readiness, downstream_check
 from services.common.web import base_app
 
 SERVICE = "gateway"

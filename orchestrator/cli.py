@@ -24,8 +24,14 @@ APPS = {
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from services.common.server import serve
+    from services.common.server import serve, tune_allocator
 
+    tune_allocator()
+    if not settings.database(args.service).startswith("postgres"):
+        # peewee imports every database driver it finds; a service on SQLite has no use
+        # for PostgreSQL's client library, which costs each process several MB.
+        for driver in ("psycopg2", "psycopg"):
+            sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
     logs.configure(args.service, settings.log_level)
     app = importlib.import_module(APPS[args.service]).create_app(settings)
     serve(app, args.service, settings, host=args.host, port=args.port)

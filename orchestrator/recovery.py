@@ -17,7 +17,7 @@ import attrs
 
 from contracts import orders
 from orchestrator import flow
-from services.common.db import iso, utcnow
+from services.common.clock import iso, utcnow
 from services.common.http import DownstreamError
 
 log = logging.getLogger(__name__)

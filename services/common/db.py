@@ -7,7 +7,6 @@ request by :class:`DatabaseMiddleware`.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +15,12 @@ from urllib.parse import urlparse
 import falcon
 import peewee
 from playhouse.db_url import connect as connect_url
+
+# Re-exported: the services' logic takes its times from here with its database.
+from services.common.clock import iso, parse_iso, utcnow
+from services.common.errors import ApiError, on_unexpected
+
+__all__ = ["iso", "parse_iso", "utcnow"]
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -76,6 +81,13 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> 
         db.create_tables(models, safe=True)
 
 
+def on_database_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: object) -> None:
+    """Lock contention that outlasted the busy timeout is a 503 to retry, not a 500."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        raise ApiError(503, "database_busy", "Database busy", "Try again shortly.", headers={"Retry-After": "1"})
+    on_unexpected(req, resp, exc, params)
+
+
 class DatabaseMiddleware:
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
@@ -103,16 +115,3 @@ def check(db: peewee.Database) -> str:
         return "ok"
     except peewee.PeeweeException as exc:
         return f"failed: {type(exc).__name__}"
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-
-
-def iso(moment: datetime.datetime) -> str:
-    """Stored times are naive UTC; on the wire they say so."""
-    return moment.isoformat(timespec="microseconds") + "Z"
-
-
-def parse_iso(text: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=None)

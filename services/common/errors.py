@@ -11,7 +11,6 @@ from typing import Any
 
 import attrs
 import falcon
-import peewee
 from cattrs.errors import ClassValidationError, IterableValidationError
 
 from contracts.converter import problems, unstructure
@@ -92,12 +91,13 @@ def _serialize(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
     resp.content_type = falcon.MEDIA_JSON
 
 
+def on_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise ApiError(500, "internal_error", "Internal error", "The service failed; the request ID is in the logs.")
+
+
 def install(app: falcon.App, domain_errors: Mapping[type[Exception], Mapped] | None = None) -> None:
     app.set_error_serializer(_serialize)
-
-    def on_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-        log.exception("unhandled error on %s %s", req.method, req.path)
-        raise ApiError(500, "internal_error", "Internal error", "The service failed; the request ID is in the logs.")
 
     def on_validation(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
         raise ApiError(
@@ -107,11 +107,6 @@ def install(app: falcon.App, domain_errors: Mapping[type[Exception], Mapped] | N
             "One or more fields are missing or invalid.",
             errors=problems(exc),
         )
-
-    def on_database_busy(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise ApiError(503, "database_busy", "Database busy", "Try again shortly.", headers={"Retry-After": "1"})
-        on_unexpected(req, resp, exc, params)
 
     def on_downstream(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
         assert isinstance(exc, DownstreamError)
@@ -127,7 +122,6 @@ def install(app: falcon.App, domain_errors: Mapping[type[Exception], Mapped] | N
     app.add_error_handler(DownstreamError, on_downstream)
     app.add_error_handler(ClassValidationError, on_validation)
     app.add_error_handler(IterableValidationError, on_validation)
-    app.add_error_handler(peewee.OperationalError, on_database_busy)
 
     table = {NotFound: Mapped(404, "not_found", "Not found"), **(domain_errors or {})}
     for exc_type, mapped in table.items():

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import attrs
-import requests
 import urllib3
 from cattrs.errors import ClassValidationError
 
@@ -104,15 +103,19 @@ class Urllib3Transport:
 
 class RequestsTransport:
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
+        # Imported only when chosen: it costs a few MB in every process otherwise.
+        import requests
+
+        self.requests = requests
         self.timeout = (timeouts.connect, timeouts.read)
         self.pool_size = pool_size
         # A Session is not documented as thread-safe: one per thread.
         self.local = threading.local()
 
-    def _session(self) -> requests.Session:
+    def _session(self) -> Any:
         session = getattr(self.local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = self.requests.Session()
             # Otherwise every call scans proxy variables and .netrc.
             session.trust_env = False
             session.max_redirects = 0
@@ -128,9 +131,9 @@ class RequestsTransport:
                 data = resp.raw.read(max_bytes + 1, decode_content=True)
             finally:
                 resp.close()
-        except requests.Timeout as exc:
+        except self.requests.Timeout as exc:
             raise _TransportTimeout(str(exc)) from exc
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (self.requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _TransportUnavailable(str(exc)) from exc
         return RawResponse(resp.status_code, resp.headers, data)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import falcon
 import peewee
@@ -12,24 +11,11 @@ from contracts.operations import Operation
 from services.common import db as database
 from services.common.config import Settings
 from services.common.errors import Mapped
+from services.common.readiness import add_readiness, downstream_check
 from services.common.trust import TrustMiddleware
 from services.common.web import base_app
 
-Check = Callable[[], str]
-
-
-class Readiness:
-    """Ready: the database answers and so do the services this one calls."""
-
-    def __init__(self, service: str, checks: Mapping[str, Check]) -> None:
-        self.service = service
-        self.checks = checks
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        results = {name: check() for name, check in self.checks.items()}
-        ready = all(value == "ok" for value in results.values())
-        resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
-        resp.media = {"status": "ready" if ready else "not_ready", "service": self.service, "checks": results}
+__all__ = ["add_readiness", "downstream_check", "internal_app"]
 
 
 def internal_app(
@@ -47,21 +33,5 @@ def internal_app(
         middleware=[TrustMiddleware(service, settings.secret(), operations), database.DatabaseMiddleware(db)],
         domain_errors=domain_errors,
     )
+    app.add_error_handler(peewee.OperationalError, database.on_database_error)
     return app, db
-
-
-def add_readiness(app: falcon.App, service: str, checks: Mapping[str, Check]) -> None:
-    app.add_route("/ready", Readiness(service, checks))
-
-
-def downstream_check(client: Any) -> Check:
-    """A caller is ready when the service it calls answers its health route."""
-
-    def check() -> str:
-        try:
-            client.call("GET", "/health", {200: None}, idempotent=False)
-        except Exception as exc:  # any failure means not ready; the reason is reported
-            return f"failed: {type(exc).__name__}"
-        return "ok"
-
-    return check
