@@ -35,6 +35,8 @@ setup(
             "schemathesis>=3.30",
             "psycopg2-binary>=2.9",
             "matplotlib>=3.8",
+            "kubernetes-validate>=1.30",
+            "pyyaml>=6",
         ],
     },
     entry_points={"console_scripts": ["syncorders=orchestrator.cli:main"]},
