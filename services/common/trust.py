@@ -19,6 +19,7 @@ from services.common.routes import plain_template
 
 ALGORITHM = "HS256"
 TOKEN_LIFETIME = 300
+VERIFIED_CACHE_SIZE = 1024
 OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -58,10 +59,13 @@ class TrustMiddleware:
     """Lets a request through only when its service token names a caller that the
     contract allows on that route."""
 
-    def __init__(self, service: str, secret: str, operations: Iterable[Operation]) -> None:
+    def __init__(self, service: str, secret: str, operations: Iterable[Operation], leeway: float = 5) -> None:
         self.service = service
         self.secret = secret
+        self.leeway = leeway
         self.callers = {(op.method, op.path): op.callers for op in operations}
+        # Callers reuse a token for minutes: verify it once, then only its expiry.
+        self._verified: dict[str, tuple[str, float]] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
         template = plain_template(req.uri_template)
@@ -81,6 +85,9 @@ class TrustMiddleware:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "Service credential required", headers={"WWW-Authenticate": "Bearer"})
+        known = self._verified.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
         try:
             claims = jwt.decode(
                 token,
@@ -88,10 +95,14 @@ class TrustMiddleware:
                 algorithms=[ALGORITHM],
                 audience=audience(self.service),
                 options={"require": ["exp", "iat", "sub", "aud"]},
-                leeway=5,
+                leeway=self.leeway,
             )
         except jwt.PyJWTError as exc:
             raise ApiError(
                 401, "unauthorized", "Invalid service credential", str(exc), headers={"WWW-Authenticate": "Bearer"}
             ) from exc
-        return str(claims["sub"])
+        caller = str(claims["sub"])
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (caller, float(claims["exp"]) + self.leeway)
+        return caller
