@@ -92,6 +92,10 @@ class Urllib3Transport:
                 data = resp.read(max_bytes + 1)
             finally:
                 resp.release_conn()
+        except urllib3.exceptions.NewConnectionError as exc:
+            # A refused connection: urllib3 files it under ConnectTimeoutError, but the
+            # service is down, not slow.
+            raise _TransportUnavailable(str(exc)) from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise _TransportTimeout(str(exc)) from exc
         except urllib3.exceptions.HTTPError as exc:
