@@ -34,7 +34,7 @@ def downstream_check(client: Any) -> Check:
 
     def check() -> str:
         try:
-            client.call("GET", "/health", {200: None}, idempotent=False)
+            client.health()
         except Exception as exc:  # any failure means not ready; the reason is reported
             return f"failed: {type(exc).__name__}"
         return "ok"
