@@ -54,8 +54,9 @@ def operation_to_wire(row: Operation) -> wire.WalletOperation:
     )
 
 
-def payment_to_wire(row: Payment) -> wire.Payment:
-    operation = Operation.get(Operation.id == row.operation_id) if row.operation_id else None
+def payment_to_wire(row: Payment, operation: Operation | None = None) -> wire.Payment:
+    if operation is None and row.operation_id:
+        operation = Operation.get(Operation.id == row.operation_id)
     return wire.Payment(
         id=row.id,
         order_id=row.order_id,
@@ -151,32 +152,40 @@ def pay(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Payment
                 earlier = Payment.get_or_none(Payment.order_id == request.order_id)
                 if earlier is not None:
                     return _same_payment(earlier, request), False
-                wallet = _wallet(request.user_id)
-                if wallet.currency != request.currency:
-                    payment = _record(request, DECLINED, f"Currency mismatch: the wallet holds {wallet.currency}", None)
-                else:
-                    debited = (
-                        Wallet.update(balance=Wallet.balance - request.amount)
-                        .where((Wallet.user_id == request.user_id) & (Wallet.balance >= request.amount))
-                        .execute()
+                # The debit is the check: it matches only a wallet in the order's
+                # currency that covers the amount, so the balance cannot go below zero.
+                debited = (
+                    Wallet.update(balance=Wallet.balance - request.amount)
+                    .where(
+                        (Wallet.user_id == request.user_id)
+                        & (Wallet.currency == request.currency)
+                        & (Wallet.balance >= request.amount)
                     )
-                    if debited:
-                        # The balance already moved; record it without moving it again.
-                        balance = Wallet.select(Wallet.balance).where(Wallet.user_id == request.user_id).scalar()
-                        operation = Operation.create(
-                            id=new_id(),
-                            user_id=request.user_id,
-                            kind="payment",
-                            amount=request.amount,
-                            currency=request.currency,
-                            balance_after=balance,
-                            order_id=request.order_id,
-                            created_at=utcnow(),
-                        )
-                        payment = _record(request, DEBITED, None, operation)
-                    else:
-                        payment = _record(request, DECLINED, INSUFFICIENT_FUNDS, None)
-            return _decided(payment), True
+                    .execute()
+                )
+                operation = None
+                if debited:
+                    balance = Wallet.select(Wallet.balance).where(Wallet.user_id == request.user_id).scalar()
+                    operation = Operation.create(
+                        id=new_id(),
+                        user_id=request.user_id,
+                        kind="payment",
+                        amount=request.amount,
+                        currency=request.currency,
+                        balance_after=balance,
+                        order_id=request.order_id,
+                        created_at=utcnow(),
+                    )
+                    payment = _record(request, DEBITED, None, operation)
+                else:
+                    wallet = _wallet(request.user_id)
+                    reason = (
+                        INSUFFICIENT_FUNDS
+                        if wallet.currency == request.currency
+                        else f"Currency mismatch: the wallet holds {wallet.currency}"
+                    )
+                    payment = _record(request, DECLINED, reason, None)
+            return _decided(payment, operation), True
         except peewee.IntegrityError:
             # A parallel request for the same order committed first; return its decision.
             continue
@@ -203,8 +212,8 @@ def _same_payment(row: Payment, request: wire.PaymentRequest) -> wire.Payment:
     return _decided(row)
 
 
-def _decided(row: Payment) -> wire.Payment:
-    payment = payment_to_wire(row)
+def _decided(row: Payment, operation: Operation | None = None) -> wire.Payment:
+    payment = payment_to_wire(row, operation)
     if payment.outcome == DECLINED:
         raise Declined(payment)
     return payment

@@ -67,25 +67,29 @@ def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) ->
         lease_end = now + datetime.timedelta(seconds=lease_seconds)
         try:
             with write_transaction(db):
-                row = Order.get_or_none(
-                    (Order.user_id == request.user_id) & (Order.idempotency_key == request.idempotency_key)
-                )
-                if row is None:
-                    row = Order.create(
-                        id=new_id(),
-                        user_id=request.user_id,
-                        items=json.dumps(unstructure(request.items)),
-                        total=total,
-                        currency=request.currency,
-                        status=PENDING,
-                        idempotency_key=request.idempotency_key,
-                        fingerprint=fingerprint,
-                        run_id=request.run_id,
-                        run_expires=lease_end,
-                        created_at=now,
-                        updated_at=now,
-                    )
+                # Most keys are new: insert first, and look for the earlier order only
+                # when the unique key refuses (the savepoint keeps the transaction usable).
+                try:
+                    with db.atomic():
+                        row = Order.create(
+                            id=new_id(),
+                            user_id=request.user_id,
+                            items=json.dumps(unstructure(request.items)),
+                            total=total,
+                            currency=request.currency,
+                            status=PENDING,
+                            idempotency_key=request.idempotency_key,
+                            fingerprint=fingerprint,
+                            run_id=request.run_id,
+                            run_expires=lease_end,
+                            created_at=now,
+                            updated_at=now,
+                        )
                     return to_wire(row), True
+                except peewee.IntegrityError:
+                    row = Order.get(
+                        (Order.user_id == request.user_id) & (Order.idempotency_key == request.idempotency_key)
+                    )
                 if row.fingerprint != fingerprint:
                     raise KeyReused("This Idempotency-Key was used for a different order.")
                 if row.status == PENDING:
@@ -139,22 +143,24 @@ def set_status(db: peewee.Database, order_id: str, change: wire.StatusChange) ->
     """Step 8: only pending -> paid | cancelled; asking again for the status the order
     already has is answered with the order, unchanged."""
     with write_transaction(db):
+        changed = (
+            Order.update(
+                status=change.status,
+                reason=change.reason,
+                payment_id=change.payment_id,
+                run_id=None,
+                run_expires=None,
+                updated_at=utcnow(),
+            )
+            .where((Order.id == order_id) & (Order.status == PENDING))
+            .execute()
+        )
         row = Order.get_or_none(Order.id == order_id)
         if row is None:
             raise NotFound("No such order.")
-        if row.status == change.status:
+        if changed or row.status == change.status:
             return to_wire(row)
-        if row.status != PENDING:
-            raise StatusConflict(f"The order is already {row.status}.")
-        Order.update(
-            status=change.status,
-            reason=change.reason,
-            payment_id=change.payment_id,
-            run_id=None,
-            run_expires=None,
-            updated_at=utcnow(),
-        ).where((Order.id == order_id) & (Order.status == PENDING)).execute()
-        return to_wire(Order.get(Order.id == order_id))
+        raise StatusConflict(f"The order is already {row.status}.")
 
 
 def release(order_id: str, run_id: str) -> None:

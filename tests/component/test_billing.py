@@ -123,3 +123,10 @@ def test_only_auth_opens_wallets_and_only_the_gateway_pays(billing, wallet) -> N
 
 def test_unknown_wallet_is_404(billing) -> None:
     assert billing("GET", f"/wallets/{uuid.uuid4()}").status_code == 404
+
+
+def test_an_order_in_another_currency_is_declined_without_a_debit(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
+    refused = pay(billing, wallet, 100, currency="USD")
+    assert refused.status_code == 406 and refused.json["code"] == "currency_mismatch"
+    assert billing("GET", f"/wallets/{wallet}").json["balance"] == 1000
