@@ -94,6 +94,18 @@ PENDING_ORDER = orders.Order(
     created_at=PAID_CREATED,
     updated_at=PAID_CREATED,
 )
+PENDING_SAMOVAR = orders.Order(
+    id=CANCELLED_ORDER_ID,
+    user_id=USER_ID,
+    items=[SAMOVAR],
+    total=900000,
+    currency="RUB",
+    status="pending",
+    reason=None,
+    payment_id=None,
+    created_at=CANCELLED_CREATED,
+    updated_at=CANCELLED_CREATED,
+)
 PAID_ORDER = orders.Order(
     id=PAID_ORDER_ID,
     user_id=USER_ID,
@@ -229,7 +241,12 @@ EXAMPLES: dict[type, dict[str, Any]] = {
     profiles.Profile: {"anna": PROFILE},
     orders.NewOrder: {"tea": NEW_ORDER},
     orders.StatusChange: {"paid": PAID, "cancelled": CANCELLED},
-    orders.Order: {"pending": PENDING_ORDER, "paid": PAID_ORDER, "cancelled": CANCELLED_ORDER},
+    orders.Order: {
+        "pending": PENDING_ORDER,
+        "paid": PAID_ORDER,
+        "pending_samovar": PENDING_SAMOVAR,
+        "cancelled": CANCELLED_ORDER,
+    },
     orders.OrderPage: {"newest_first": orders.OrderPage(items=[CANCELLED_ORDER, PAID_ORDER], limit=20, offset=0)},
     billing.NewWallet: {"rub": NEW_WALLET},
     billing.Wallet: {"after_payment": WALLET, "new": EMPTY_WALLET},

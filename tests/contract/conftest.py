@@ -1,0 +1,39 @@
+"""Fixtures of the contract suite: the real services as processes (provider side), and
+one WireMock JVM standing in for them (consumer side)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.supervisor import Stack
+from tests.contract.providers import Provider
+from tests.contract.stubs import WireMock, start_wiremock
+from tests.harness import start_stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("contract-stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def provider(stack: Stack) -> Provider:
+    return Provider(stack)
+
+
+@pytest.fixture(scope="session")
+def wiremock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireMock]:
+    server = start_wiremock(tmp_path_factory.mktemp("wiremock"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wiremock(wiremock_server: WireMock) -> WireMock:
+    """The shared server with no stubs and an empty request journal."""
+    wiremock_server.reset()
+    return wiremock_server
