@@ -47,7 +47,9 @@ def serve(app: Any, service: str, settings: Settings, host: str | None = None, p
         connection_limit=settings.connection_limit,
         backlog=settings.backlog,
         channel_timeout=settings.channel_timeout,
-        max_request_body_size=settings.max_body,
+        # The app refuses a body over max_body itself, in the one JSON error shape (413);
+        # waitress's own refusal is plain text, so its cap sits above, only to bound memory.
+        max_request_body_size=settings.max_body * 2,
         max_request_header_size=16_384,
         ident=f"syncorders-{service}",
         expose_tracebacks=False,

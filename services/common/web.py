@@ -80,8 +80,8 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuse an oversized body before reading it (waitress enforces the same cap on
-    chunked bodies)."""
+    """Refuse an oversized body before reading it (waitress caps chunked bodies, at twice
+    the limit: see ``services.common.server``)."""
 
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
