@@ -28,6 +28,7 @@ from kubernetes_validate.utils import all_versions
 from setuptools import find_packages
 
 from orchestrator.cli import parser as cli_parser
+from services.auth.passwords import R as SCRYPT_R
 from services.common.config import DEFAULT_PORTS, INTERNAL_SERVICES, PREFIX, SCALARS, SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +118,15 @@ def serve_args(argv: list[str]) -> tuple[str, int | None]:
     args = cli_parser().parse_args(argv)
     assert args.command == "serve", argv
     return args.service, args.port
+
+
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity (the binary suffixes the manifests use) in MiB."""
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity) / 2**20
 
 
 def valid_variable_names() -> set[str]:
@@ -322,10 +332,19 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_bounded_resources() -> No
         assert context["capabilities"]["drop"] == ["ALL"]
         resources = container["resources"]
         assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, name
+        assert mebibytes(resources["requests"]["memory"]) <= mebibytes(resources["limits"]["memory"])
         # The only writable places are emptyDirs: /tmp and the (unused with PostgreSQL) data folder.
         empty_dirs = {volume["name"] for volume in pod["volumes"] if "emptyDir" in volume}
         mounted = {mount["mountPath"] for mount in container["volumeMounts"] if mount["name"] in empty_dirs}
         assert {"/tmp", data_dir} <= mounted, name
+
+
+def test_auth_has_memory_for_every_thread_hashing_a_password_at_once() -> None:
+    settings = Settings.from_env(objects("ConfigMap")["syncorders-config"]["data"])
+    scrypt_mib = 128 * SCRYPT_R * 2**settings.password_hash_cost / 2**20
+    limits = the_container(objects("Deployment")["auth"])["resources"]["limits"]
+    idle_mib = 64  # measured: about 65 MB with no request in flight
+    assert mebibytes(limits["memory"]) >= idle_mib + settings.thread_count("auth") * scrypt_mib
 
 
 def test_the_configmap_urls_reach_each_service_through_its_service_port() -> None:
