@@ -12,6 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["orchestrator*", "services*", "contracts*"]),
+    package_data={"contracts": ["openapi/*.json"]},
     install_requires=[
         "falcon>=4.0,<5",
         "waitress>=3.0.1,<4",
@@ -22,6 +23,8 @@ setup(
         "peewee>=3.17",
         "pyjwt[crypto]>=2.10.1,<3",
         "prometheus-client>=0.20",
+        # Swagger UI 5 (OpenAPI 3.1) as static files for the gateway's /docs page.
+        "swagger-ui-py>=23.9",
     ],
     extras_require={
         "postgres": ["psycopg2-binary>=2.9"],

@@ -9,6 +9,7 @@ import falcon
 from contracts import gateway as wire
 from orchestrator import flow, resources
 from orchestrator.auth import ClientAuth
+from orchestrator.docs import add_docs
 from orchestrator.metrics import FlowMetrics
 from orchestrator.tokens import TokenVerifier
 from services.common.clients import (
@@ -104,6 +105,7 @@ def create_app(settings: Settings, clients: dict[str, Any] | None = None) -> fal
     app.add_route("/orders/{order_id:uuid}", resources.Order(made["orders"]))
     app.add_route("/letters", resources.Letters(made["notifications"]))
     app.add_route("/letters/{letter_id:uuid}", resources.Letter(made["notifications"]))
+    add_docs(app)
     add_readiness(app, SERVICE, {name: downstream_check(made[name]) for name in INTERNAL_SERVICES})
     return app
 

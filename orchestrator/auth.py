@@ -11,7 +11,7 @@ from orchestrator.tokens import InvalidToken, TokenVerifier
 from services.common.errors import ApiError
 from services.common.routes import plain_template
 
-OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json"})
+OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics", "/docs", "/docs/static/{name}", "/openapi.json"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="syncorders"'}
 
 
@@ -21,7 +21,7 @@ class ClientAuth:
         self.public = {(op.method, op.path) for op in operations if ANYONE in op.callers}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
-        if resource is None or req.uri_template in OPEN_ROUTES or req.uri_template.startswith("/docs"):
+        if resource is None or req.uri_template in OPEN_ROUTES:
             return
         if (req.method, plain_template(req.uri_template)) in self.public:
             return
