@@ -23,6 +23,7 @@ from services.common.clients import AuthClient
 log = logging.getLogger(__name__)
 ALGORITHMS = ["EdDSA"]
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "iss", "aud"]
+TIME_CLAIMS = ("exp", "iat", "nbf")
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -66,6 +67,9 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        # PyJWT reads "9999999999" (a string) as a time; a NumericDate is a JSON number.
+        if any(type(claims[name]) not in (int, float) for name in TIME_CLAIMS):
+            raise InvalidToken("time claims must be numbers")
         subject = claims["sub"]
         try:
             if not isinstance(subject, str) or str(uuid.UUID(subject)) != subject:

@@ -177,3 +177,11 @@ def test_a_subject_that_is_not_a_user_id_is_refused(clock: Clock, subject: Any) 
     key = Ed25519PrivateKey.generate()
     with pytest.raises(InvalidToken):
         verifier(FakeAuth(key)).verify(token(key, sub=subject))
+
+
+@pytest.mark.parametrize("claim", tokens.TIME_CLAIMS)
+def test_a_time_claim_written_as_a_string_is_refused(clock: Clock, claim: str) -> None:
+    key = Ed25519PrivateKey.generate()
+    value = {"exp": "9999999999", "iat": str(int(time.time())), "nbf": str(int(time.time()))}[claim]
+    with pytest.raises(InvalidToken, match="time claims"):
+        verifier(FakeAuth(key)).verify(token(key, **{claim: value}))
