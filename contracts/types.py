@@ -36,17 +36,17 @@ def quantity(_inst: Any, att: attrs.Attribute, value: int) -> None:
 
 
 def currency(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    if not CURRENCY_RE.match(value):
+    if not CURRENCY_RE.fullmatch(value):
         raise FieldInvalid(att.name, "must be a three-letter ISO 4217 code such as RUB")
 
 
 def login(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    if not LOGIN_RE.match(value):
+    if not LOGIN_RE.fullmatch(value):
         raise FieldInvalid(att.name, "must be 3-64 characters: letters, digits, '.', '_' or '-'")
 
 
 def email(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    if len(value) > 254 or not EMAIL_RE.match(value):
+    if len(value) > 254 or not EMAIL_RE.fullmatch(value):
         raise FieldInvalid(att.name, "must be an email address")
 
 

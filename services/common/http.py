@@ -122,7 +122,6 @@ class RequestsTransport:
             session = self.requests.Session()
             # Otherwise every call scans proxy variables and .netrc.
             session.trust_env = False
-            session.max_redirects = 0
             self.local.session = session
         return session
 
