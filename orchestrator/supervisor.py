@@ -58,12 +58,22 @@ class Stack:
                 self.start_one(service, timeout=timeout)
         return self
 
-    def start_one(self, service: str, timeout: float = 30.0, port: int | None = None) -> Process:
-        chosen = port if port is not None else self.ports.get(service, self.settings.port(service))
+    def start_one(
+        self,
+        service: str,
+        timeout: float = 30.0,
+        port: int | None = None,
+        name: str | None = None,
+        publish: bool = True,
+    ) -> Process:
+        """Start ``service``; ``name`` tells a replica apart, and ``publish=False`` leaves
+        callers pointed where the settings say (at a load balancer, say)."""
+        name = name or service
+        chosen = port if port is not None else self.ports.get(name, self.settings.port(service))
         stderr: int | IO[bytes] | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stderr = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 - kept open for the child
+            stderr = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         popen = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.cli", "serve", service, "--port", str(chosen)],
             stdout=subprocess.PIPE,
@@ -75,10 +85,11 @@ class Stack:
         url = _await_listening(popen, service, timeout)
         bound = int(url.rsplit(":", 1)[1])
         # Restarts keep the port, so callers' URLs stay right.
-        self.ports[service] = bound
-        self.urls[service] = url
+        self.ports[name] = bound
+        if publish:
+            self.urls[service] = url
         process = Process(service, popen, url, bound)
-        self.processes[service] = process
+        self.processes[name] = process
         return process
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
@@ -95,7 +106,8 @@ class Stack:
         return [(name, p.popen.returncode) for name, p in self.processes.items() if p.popen.poll() is not None]
 
     def stop(self) -> None:
-        stopping = [self.processes.pop(name) for name in reversed(START_ORDER) if name in self.processes]
+        stopping = list(reversed(self.processes.values()))
+        self.processes.clear()
         for process in stopping:
             if process.popen.poll() is None:
                 process.popen.send_signal(signal.SIGTERM)

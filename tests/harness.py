@@ -83,7 +83,7 @@ def make_postgres_databases(base: str, services: tuple[str, ...] = SERVICES) -> 
     return urls
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
     databases = {}
     base = postgres_base()
     if base:
@@ -101,7 +101,7 @@ def test_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 def start_stack(data_dir: Path, services: tuple[str, ...] = START_ORDER, **overrides: Any) -> Stack:
-    stack = Stack(test_settings(data_dir, **overrides), log_dir=data_dir / "logs")
+    stack = Stack(stack_settings(data_dir, **overrides), log_dir=data_dir / "logs")
     try:
         stack.start(services)
     except Exception:
