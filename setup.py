@@ -21,7 +21,7 @@ setup(
         "attrs>=24.2",
         "cattrs>=24.1",
         "peewee>=3.17",
-        "pyjwt[crypto]>=2.10.1,<3",
+        "pyjwt[crypto]>=2.12.0,<3",
         "prometheus-client>=0.20",
         # Swagger UI 5 (OpenAPI 3.1) as static files for the gateway's /docs page.
         "swagger-ui-py>=23.9",
