@@ -1,0 +1,113 @@
+"""The console command as a user runs it: ``run`` (all six, Ctrl-C stops them, a crash
+is reported), ``demo`` against a running gateway, ``serve`` one service."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from orchestrator.supervisor import Stack
+from services.common.config import SERVICES
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().split(") ")[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
+    env["SYNCORDERS_DATA_DIR"] = str(tmp_path)
+    env["SYNCORDERS_PASSWORD_HASH_COST"] = "12"
+    env.update({f"SYNCORDERS_{service.upper()}_PORT": "0" for service in SERVICES})
+    run = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert run.stdout is not None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        line = run.stdout.readline()
+        lines.append(line)
+        found = re.search(r"the gateway is at (http://\S+)", line)
+        if found:
+            return run, found.group(1)
+    run.kill()
+    raise AssertionError("run did not come up:\n" + "".join(lines))
+
+
+def test_run_starts_all_six_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
+    run, gateway = start_run(tmp_path)
+    try:
+        services = children(run.pid)
+        assert len(services) == 6
+        assert requests.get(f"{gateway}/ready", timeout=10).json()["status"] == "ready"
+        assert {p.name for p in tmp_path.glob("*.db")} == {f"{s}.db" for s in SERVICES if s != "gateway"}
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not [pid for pid in services if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def test_run_reports_a_crashed_service_and_stops_the_rest(tmp_path: Path) -> None:
+    run, _gateway = start_run(tmp_path)
+    try:
+        services = children(run.pid)
+        billing = next(pid for pid in services if b"billing" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(billing, signal.SIGKILL)
+        assert run.wait(timeout=30) == 1
+        output = run.stdout.read() if run.stdout else ""
+        assert "billing exited with code -9" in output
+        time.sleep(0.5)
+        assert not [pid for pid in services if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_demo_walks_the_scenario_against_a_running_gateway(tmp_path: Path) -> None:
+    from tests.harness import start_stack
+
+    stack: Stack = start_stack(tmp_path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "demo", "--gateway", stack.urls["gateway"]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stack.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The scenario went as designed." in done.stdout
+    for heading in ("1. Register", "4. An order the wallet covers", "5. An order it cannot cover", "8. My letters"):
+        assert heading in done.stdout
