@@ -21,17 +21,26 @@ ALGORITHM = "HS256"
 TOKEN_LIFETIME = 300
 VERIFIED_CACHE_SIZE = 1024
 OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+# HS256 is only as strong as its key: at least as long as the hash (RFC 7518 §3.2).
+MIN_SECRET_BYTES = 32
 
 
 def audience(service: str) -> str:
     return f"syncorders-service:{service}"
 
 
+def checked_secret(secret: str) -> str:
+    """The service secret, or a refusal to start with one short enough to guess."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SystemExit(f"configuration: the service secret must be at least {MIN_SECRET_BYTES} bytes")
+    return secret
+
+
 class ServiceTokens:
     """Mints the caller's tokens, reusing each until a minute before it expires."""
 
     def __init__(self, secret: str, caller: str) -> None:
-        self.secret = secret
+        self.secret = checked_secret(secret)
         self.caller = caller
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, float]] = {}
@@ -61,7 +70,7 @@ class TrustMiddleware:
 
     def __init__(self, service: str, secret: str, operations: Iterable[Operation], leeway: float = 5) -> None:
         self.service = service
-        self.secret = secret
+        self.secret = checked_secret(secret)
         self.leeway = leeway
         self.callers = {(op.method, op.path): op.callers for op in operations}
         # Callers reuse a token for minutes: verify it once, then only its expiry.

@@ -19,6 +19,7 @@ from orchestrator import tokens
 from orchestrator.tokens import InvalidToken, TokenVerifier
 from services.auth.keys import _b64url, _public_bytes, thumbprint
 from services.common.http import UNAVAILABLE, DownstreamError, Reply
+from services.common.trust import ServiceTokens, TrustMiddleware
 
 ISSUER, AUDIENCE, INTERVAL = "syncorders-auth", "syncorders", 30.0
 
@@ -185,3 +186,12 @@ def test_a_time_claim_written_as_a_string_is_refused(clock: Clock, claim: str) -
     value = {"exp": "9999999999", "iat": str(int(time.time())), "nbf": str(int(time.time()))}[claim]
     with pytest.raises(InvalidToken, match="time claims"):
         verifier(FakeAuth(key)).verify(token(key, **{claim: value}))
+
+
+@pytest.mark.parametrize(
+    "start", [lambda secret: ServiceTokens(secret, "gateway"), lambda secret: TrustMiddleware("billing", secret, [])]
+)
+def test_a_service_secret_short_enough_to_guess_stops_the_start(start: Callable[[str], Any]) -> None:
+    with pytest.raises(SystemExit, match="at least 32 bytes"):
+        start("s" * 31)
+    start("s" * 32)
