@@ -24,3 +24,32 @@ def test_request_id_is_kept_when_safe_and_replaced_when_not() -> None:
     assert accept_request_id("bad id\r\nX: y") != "bad id\r\nX: y"
     assert len(accept_request_id(None)) == 32
     assert len(accept_request_id("x" * 65)) == 32
+
+
+def test_no_more_than_a_few_hashes_run_at_once(monkeypatch) -> None:
+    import hashlib
+    import threading
+    import time
+
+    from services.auth import passwords
+
+    running, peak, lock = 0, 0, threading.Lock()
+    real = hashlib.scrypt
+
+    def counting_scrypt(*args, **kwargs):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(passwords.hashlib, "scrypt", counting_scrypt)
+    threads = [threading.Thread(target=hash_password, args=("pw", 4)) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == passwords.MAX_PARALLEL_HASHES
