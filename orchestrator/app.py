@@ -36,14 +36,18 @@ FLOW_STATUS = {
     flow.BAD_ANSWER: 502,
     flow.REFUSED: 502,
 }
-# Refusals that are the client's to fix pass through with the service's own status.
+# Refusals that are the client's to fix pass through with the service's own status:
+# only Orders' answer to the create request (step 3) is about what the client sent (its
+# items, its Idempotency-Key). A later step's 409 or 422 refuses a request the gateway
+# made, so the client gets the failed step instead.
 CLIENT_REFUSALS = frozenset({409, 422})
+CLIENT_STEPS = frozenset({"create_order"})
 
 
 def on_flow_stopped(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
     assert isinstance(exc, flow.FlowStopped)
     failure, step = exc.failure, exc.step
-    if failure.reason == flow.REFUSED and failure.status in CLIENT_REFUSALS:
+    if failure.reason == flow.REFUSED and failure.status in CLIENT_REFUSALS and step.name in CLIENT_STEPS:
         raise ApiError(failure.status, failure.code or "refused", failure.detail, order_id=exc.order_id)
     raise ApiError(
         FLOW_STATUS[failure.reason],
