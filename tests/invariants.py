@@ -2,19 +2,24 @@
 
 Reads every service's database straight from storage (the SQLite files or the
 PostgreSQL databases a stack's :class:`Settings` name), never through the services, so
-the check cannot be fooled by an API that hides a row. :func:`check` returns the list of
-broken invariants; :func:`assert_invariants` fails a test with all of them at once.
+the check cannot be fooled by an API that hides a row. :func:`problems` returns the list
+of broken invariants; :func:`assert_invariants` fails a test with all of them at once;
+:func:`run_recovery` runs the operator's recovery command against a stack.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 
 import attrs
 import peewee
 
+from orchestrator.supervisor import Stack
 from services.auth.models import MODELS as AUTH_MODELS
 from services.auth.models import User
 from services.billing.models import MODELS as BILLING_MODELS
@@ -207,3 +212,39 @@ def assert_invariants(settings: Settings, *, delivered: bool = False) -> Snapsho
     broken = problems(state, delivered=delivered)
     assert not broken, "broken invariants:\n" + "\n".join(broken)
     return state
+
+
+@attrs.frozen
+class RecoveryReport:
+    """What one run of ``syncorders recover`` said it did."""
+
+    pending_found: int
+    paid: int
+    cancelled: int
+    letters_checked: int
+    letters_sent: int
+    failures: int
+    exit_code: int
+    output: str
+
+    def changed_nothing(self) -> bool:
+        return (self.pending_found, self.paid, self.cancelled, self.letters_sent, self.failures) == (0, 0, 0, 0, 0)
+
+
+_REPORT = re.compile(
+    r"pending orders found: (\d+) \(now paid: (\d+), cancelled: (\d+)\)\n"
+    r"final orders checked for their letter: (\d+), letters sent now: (\d+)\n"
+    r"failures: (\d+)"
+)
+
+
+def run_recovery(stack: Stack, older_than: float = 0, letters_since: float = 24) -> RecoveryReport:
+    """Run the recovery command as an operator would: its own process, the stack's
+    configuration in its environment."""
+    command = [sys.executable, "-m", "orchestrator.cli", "recover"]
+    command += ["--older-than", str(older_than), "--letters-since", str(letters_since)]
+    done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120, check=False)
+    found = _REPORT.search(done.stdout)
+    assert found, f"no report from recovery (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    counts = [int(value) for value in found.groups()]
+    return RecoveryReport(*counts, exit_code=done.returncode, output=done.stdout)
