@@ -228,6 +228,7 @@ SAD_LETTER = notifications.Letter(
 PAID_ORDER_REQUEST = gateway.OrderRequest(user_id=USER_ID, items=[TEA], currency="RUB")
 CANCELLED_ORDER_REQUEST = gateway.OrderRequest(user_id=USER_ID, items=[SAMOVAR], currency="RUB")
 PAID_RESULT = gateway.OrderResult(order=PAID_ORDER, payment=PAYMENT_OPERATION, letter_id=HAPPY_LETTER_ID)
+DEPOSIT_REQUEST = gateway.DepositRequest(amount=10000)
 CANCELLED_RESULT = gateway.OrderResult(order=CANCELLED_ORDER, payment=None, letter_id=SAD_LETTER_ID)
 
 # Named examples of each class; the first is the one a stub serves by default.
@@ -263,7 +264,7 @@ EXAMPLES: dict[type, dict[str, Any]] = {
         "newest_first": notifications.LetterPage(items=[SAD_LETTER, HAPPY_LETTER], limit=20, offset=0)
     },
     gateway.OrderRequest: {"tea": PAID_ORDER_REQUEST, "samovar": CANCELLED_ORDER_REQUEST},
-    gateway.DepositRequest: {"hundred_rub": gateway.DepositRequest(amount=10000)},
+    gateway.DepositRequest: {"hundred_rub": DEPOSIT_REQUEST},
     gateway.OrderResult: {"paid": PAID_RESULT, "cancelled": CANCELLED_RESULT},
 }
 
