@@ -30,7 +30,7 @@ from tests.contract.consumers import (
     sent,
     service_client,
 )
-from tests.contract.stubs import WireMock, documented, request_problems, stub
+from tests.contract.stubs import WireMock, documented, java, request_problems, stub
 
 REQUEST_ID = "contract-run-0002"
 
@@ -246,3 +246,10 @@ def test_a_request_its_provider_would_refuse_is_caught(wiremock: WireMock, setti
     problems = request_problems(received[1:], settings.secret(), "auth")
     assert any("auth may not call it" in p for p in problems)
     assert any("user_id" in p and "uuid" in p for p in problems)
+
+
+def test_without_java_the_suite_says_to_install_java_17(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match="install Java 17"):
+        java()
