@@ -79,14 +79,19 @@ class TokenVerifier:
         return subject
 
     def _key(self, kid: str) -> Any:
-        if time.monotonic() - self._fetched_at >= self.refresh_interval:
+        key = None if self._stale() else self._keys.get(kid)
+        if key is None:
+            # Under the lock: wait for a refresh another thread has begun, then look again.
             with self._lock:
-                if time.monotonic() - self._fetched_at >= self.refresh_interval:
+                if self._stale():
                     self._refresh()
-        key = self._keys.get(kid)
+                key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown key ID")
         return key
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._fetched_at >= self.refresh_interval
 
     def _refresh(self) -> None:
         self._fetched_at = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -39,9 +40,15 @@ class FakeAuth:
         self.keys = list(keys)
         self.down = False
         self.fetches = 0
+        # Set by a test that needs a fetch to be in flight: jwks() waits for ``gate``.
+        self.fetching = threading.Event()
+        self.gate: threading.Event | None = None
 
     def jwks(self) -> Reply:
         self.fetches += 1
+        self.fetching.set()
+        if self.gate is not None:
+            self.gate.wait(10)
         if self.down:
             raise DownstreamError("auth", UNAVAILABLE, "connection refused")
         published = [
@@ -139,6 +146,33 @@ def test_auth_down_keeps_the_known_keys_and_is_asked_once_per_interval(clock: Cl
     for _ in range(20):
         check.verify(token(key))
     assert auth.fetches == 2
+
+
+def test_a_token_checked_while_keys_are_being_fetched_waits_for_them(clock: Clock) -> None:
+    key = Ed25519PrivateKey.generate()
+    auth = FakeAuth(key)
+    auth.gate = threading.Event()
+    check = verifier(auth)
+    outcomes: list[object] = []
+
+    def verify() -> None:
+        try:
+            outcomes.append(check.verify(token(key, sub=str(uuid.UUID(int=7)))))
+        except InvalidToken as exc:
+            outcomes.append(exc)
+
+    first = threading.Thread(target=verify)
+    first.start()
+    assert auth.fetching.wait(10)
+    second = threading.Thread(target=verify)
+    second.start()
+    second.join(0.2)
+    assert second.is_alive(), f"did not wait for the fetch in flight: {outcomes}"
+    auth.gate.set()
+    first.join(10)
+    second.join(10)
+    assert outcomes == [str(uuid.UUID(int=7))] * 2
+    assert auth.fetches == 1
 
 
 @pytest.mark.parametrize(
