@@ -329,8 +329,10 @@ TOKEN_ATTACKS: dict[str, Forger] = {
     "right_kid_stranger_key": _stranger_key,
     "embedded_jwk": _embedded_jwk,
     "unknown_critical_header": _unknown_critical_header,
-    **{f"segments_{shape}": _segments(shape) for shape in ("two", "empty_signature", "four")},
-    **{f"segments_{shape}": _segments(shape) for shape in ("not_base64", "header_not_json", "header_an_array")},
+    **{
+        f"segments_{shape}": _segments(shape)
+        for shape in ("two", "empty_signature", "four", "not_base64", "header_not_json", "header_an_array")
+    },
 }
 
 
