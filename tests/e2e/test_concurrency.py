@@ -8,17 +8,25 @@ happens (the database's lock wait), not hidden by a second attempt.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
+import attrs
 import pytest
 import requests
 
+from contracts import orders as wire_orders
+from contracts.billing import PaymentRequest
 from orchestrator.supervisor import Stack
+from services.common.clients import BillingClient, OrdersClient, make_client
+from services.common.http import Reply
 from tests.harness import Customer, Gateway, Inbox, start_stack
-from tests.invariants import assert_invariants
+from tests.invariants import assert_invariants, run_recovery
 
+T = TypeVar("T")
 PRICE = 1_000
 AFFORDABLE = 10
 ORDERS = 100
@@ -32,19 +40,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> 
     running.stop()
 
 
-def _all_at_once(
-    stack: Stack, count: int, send: Callable[[Gateway, int], requests.Response]
-) -> list[requests.Response]:
-    """``count`` threads, each with its own HTTP session, released together."""
+def _together(count: int, call: Callable[[int], T]) -> list[T]:
+    """``count`` threads released together, each making one call."""
     start = threading.Barrier(count)
 
-    def one(index: int) -> requests.Response:
-        client = Gateway(stack.urls["gateway"])
+    def one(index: int) -> T:
         start.wait(timeout=30)
-        return send(client, index)
+        return call(index)
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(one, range(count)))
+
+
+def _all_at_once(
+    stack: Stack, count: int, send: Callable[[Gateway, int], requests.Response]
+) -> list[requests.Response]:
+    """``count`` clients of the gateway, each with its own HTTP session, sending together."""
+    clients = [Gateway(stack.urls["gateway"]) for _ in range(count)]
+    return _together(count, lambda index: send(clients[index], index))
 
 
 def _letters(gateway: Gateway, customer: Customer) -> list[dict]:
@@ -119,3 +132,54 @@ def test_concurrent_registrations_each_get_one_profile_and_one_wallet(gateway: G
     assert len(user_ids) == count
     assert user_ids <= state.profiles and user_ids <= state.wallets.keys()
     assert all(state.users[user_id] for user_id in user_ids)
+
+
+def test_one_deposit_key_sent_at_once_tops_up_once(gateway: Gateway, stack: Stack) -> None:
+    customer = gateway.customer()
+    key = f"deposit-{uuid.uuid4()}"
+
+    def deposit(client: Gateway, _index: int) -> requests.Response:
+        return client.request(
+            "POST", "/wallet/deposits", customer.token, json={"amount": 2_500}, headers={"Idempotency-Key": key}
+        )
+
+    responses = _all_at_once(stack, 10, deposit)
+
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201], [r.text[:200] for r in responses]
+    assert len({r.json()["operation"]["id"] for r in responses}) == 1
+    assert gateway.request("GET", "/wallet", customer.token).json()["balance"] == 2_500
+    assert_invariants(stack.settings)
+
+
+@pytest.mark.parametrize("with_abandon", [False, True], ids=["payments", "payments-and-abandons"])
+def test_parallel_payment_requests_for_one_order_leave_one_decision(
+    gateway: Gateway, stack: Stack, with_abandon: bool
+) -> None:
+    """What a gateway retrying after a timeout, or recovery running beside a live flow,
+    sends Billing: many requests for one order's payment at the same moment."""
+    customer = gateway.customer(deposit=5_000)
+    settings = attrs.evolve(stack.settings, urls=dict(stack.urls))
+    billing = make_client(BillingClient, "gateway", "billing", settings, pool_size=20)
+    orders = make_client(OrdersClient, "gateway", "orders", settings, pool_size=2)
+    item = wire_orders.Item(name="Tea", quantity=1, price=1_000)
+    new = wire_orders.NewOrder(customer.user_id, [item], "RUB", f"race-{uuid.uuid4()}", "race")
+    order = orders.create_order(new).data
+    request = PaymentRequest(order_id=order.id, user_id=customer.user_id, amount=1_000, currency="RUB")
+
+    def decide(index: int) -> Reply:
+        return billing.abandon_payment(request) if with_abandon and index % 2 else billing.pay(request)
+
+    replies = _together(20, decide)
+
+    assert {reply.status for reply in replies} <= {200, 201, 406}
+    decisions = {reply.data.id for reply in replies if reply.error is None}
+    assert len(decisions) <= 1 and sum(reply.status == 201 for reply in replies) == 1
+    outcomes = {reply.data.outcome if reply.error is None else "declined" for reply in replies}
+    assert len(outcomes) == 1
+    debited = outcomes == {"debited"}
+    assert with_abandon or debited
+    assert gateway.request("GET", "/wallet", customer.token).json()["balance"] == 5_000 - 1_000 * debited
+    # The order is still pending; recovery finishes it by the decision that stands.
+    report = run_recovery(stack)
+    assert (report.pending_found, report.paid, report.cancelled) == (1, int(debited), int(not debited))
+    assert_invariants(stack.settings, delivered=True)
