@@ -43,7 +43,10 @@ class DepositsResource:
 def declined(exc: logic.Declined) -> ApiError:
     """Step 6's refusal: 406 with the reason, the same on every retry."""
     reason = exc.payment.reason or "Declined"
-    code = "insufficient_funds" if reason == logic.INSUFFICIENT_FUNDS else "currency_mismatch"
+    # A decline recorded by recovery (abandon) is neither a lack of funds nor of currency.
+    code = {logic.INSUFFICIENT_FUNDS: "insufficient_funds", logic.ABANDONED: "payment_abandoned"}.get(
+        reason, "currency_mismatch"
+    )
     return ApiError(406, code, reason, f"Payment for order {exc.payment.order_id} was declined.")
 
 
