@@ -3,7 +3,9 @@
 Orders left ``pending`` past a threshold get steps 5 to 11 again, with Billing asked
 for the decision that stands (a decline is recorded if the payment never arrived, so a
 late request can no longer debit). Final orders without their letter get step 9 again.
-Every call is idempotent: a second run changes nothing.
+Every call is idempotent: a second run changes nothing. Whatever is still not finished
+(a service down, a letter SMTP did not take) is reported as a failure, so the command
+exits non-zero and is simply run again later.
 """
 
 from __future__ import annotations
@@ -59,7 +61,12 @@ def recover(services: flow.Services, older_than: float, letters_since: float) ->
     report = Report()
     now = utcnow()
     cutoff = iso(now - datetime.timedelta(seconds=older_than))
-    for order in _orders(services, status="pending", updated_before=cutoff):
+    try:
+        pending = list(_orders(services, status="pending", updated_before=cutoff))
+    except DownstreamError as exc:
+        report.failures.append(f"listing pending orders: {exc}")
+        return report
+    for order in pending:
         report.pending_found += 1
         run = flow.Run(
             services=services,
@@ -80,9 +87,18 @@ def recover(services: flow.Services, older_than: float, letters_since: float) ->
         else:
             report.cancelled += 1
         report.letters_sent += run.letter_created
+        if run.letter_pending:
+            # Final now, but step 9 failed; this order is outside this run's letter check.
+            report.failures.append(f"letter for order {order.id}: not sent, Notifications failed")
+        _check_delivery(run, report)
     since = iso(now - datetime.timedelta(seconds=letters_since))
     for status in ("paid", "cancelled"):
-        for order in _orders(services, status=status, updated_before=cutoff, updated_after=since):
+        try:
+            final = list(_orders(services, status=status, updated_before=cutoff, updated_after=since))
+        except DownstreamError as exc:
+            report.failures.append(f"listing {status} orders: {exc}")
+            continue
+        for order in final:
             report.letters_checked += 1
             run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
             try:
@@ -91,4 +107,12 @@ def recover(services: flow.Services, older_than: float, letters_since: float) ->
                 report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
                 continue
             report.letters_sent += run.letter_created
+            _check_delivery(run, report)
     return report
+
+
+def _check_delivery(run: flow.Run, report: Report) -> None:
+    """A letter is kept even when SMTP refuses it; each run asks for delivery again."""
+    letter = run.letter
+    if letter is not None and letter.delivery == "failed":
+        report.failures.append(f"letter {letter.id} for order {letter.order_id}: not delivered, SMTP refused it")

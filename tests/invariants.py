@@ -247,4 +247,4 @@ def run_recovery(stack: Stack, older_than: float = 0, letters_since: float = 24)
     found = _REPORT.search(done.stdout)
     assert found, f"no report from recovery (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
     counts = [int(value) for value in found.groups()]
-    return RecoveryReport(*counts, exit_code=done.returncode, output=done.stdout)
+    return RecoveryReport(*counts, exit_code=done.returncode, output=done.stdout + done.stderr)

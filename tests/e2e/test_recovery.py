@@ -144,6 +144,41 @@ def test_letter_missed_while_notifications_was_down_is_sent_once_by_recovery(
     assert_invariants(stack.settings, delivered=True)
 
 
+def test_recovery_with_notifications_down_finishes_the_order_and_reports_the_missing_letter(
+    stack: Stack, gateway: Gateway, inbox: Inbox
+) -> None:
+    customer = gateway.customer(deposit=5_000)
+    _key, order_id = _gateway_dies_after(stack, customer, 1_000, 6)
+    stack.kill("notifications")
+    try:
+        report = run_recovery(stack)
+    finally:
+        stack.start_one("notifications")
+
+    assert (report.pending_found, report.paid, report.letters_sent) == (1, 1, 0)
+    assert report.exit_code == 1 and report.failures >= 1, report.output
+    assert f"order {order_id}" in report.output
+    assert [o.status for o in snapshot(stack.settings).orders if o.id == order_id] == ["paid"]
+    # Run again once Notifications is back: the letter goes out, once.
+    again = run_recovery(stack)
+    assert again.exit_code == 0 and (again.pending_found, again.letters_sent) == (0, 1), again.output
+    assert len(inbox.to(customer.email)) == 1
+    assert run_recovery(stack).changed_nothing()
+    assert_invariants(stack.settings, delivered=True)
+
+
+def test_recovery_with_orders_down_reports_it_instead_of_crashing(stack: Stack, gateway: Gateway) -> None:
+    stack.kill("orders")
+    try:
+        report = run_recovery(stack)
+    finally:
+        stack.start_one("orders")
+
+    assert report.exit_code == 1 and report.failures >= 1, report.output
+    assert "orders: unavailable" in report.output and "Traceback" not in report.output
+    assert run_recovery(stack).exit_code == 0
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -168,6 +203,10 @@ def test_letters_refused_by_smtp_are_kept_and_delivered_once_smtp_is_back(
             letter = gateway.request("GET", f"/letters/{result['letter_id']}", customer.token).json()
             assert letter["delivery"] == "failed"
         assert inbox.to(customer.email) == []
+        # While SMTP still refuses, recovery says the letters are not delivered.
+        refused = run_recovery(stack)
+        assert refused.exit_code == 1 and refused.failures == 2, refused.output
+        assert "not delivered" in refused.output
 
         stack.settings = attrs.evolve(stack.settings, smtp_port=live_port)
         stack.restart("notifications")
@@ -177,7 +216,7 @@ def test_letters_refused_by_smtp_are_kept_and_delivered_once_smtp_is_back(
         assert gateway.request("GET", f"/letters/{retried['letter_id']}", customer.token).json()["delivery"] == "sent"
         report = run_recovery(stack)
 
-        assert report.exit_code == 0 and report.letters_sent == 0, report.output
+        assert report.exit_code == 0 and report.failures == 0 and report.letters_sent == 0, report.output
         letters = gateway.request("GET", "/letters", customer.token).json()["items"]
         assert sorted((x["kind"], x["delivery"]) for x in letters) == [("happy", "sent"), ("sad", "sent")]
         subjects = sorted(mail["Subject"] for mail in inbox.to(customer.email))
