@@ -119,6 +119,8 @@ class Orders:
             idempotency_key=key or f"gw-{uuid.uuid4()}",
             run_id=req.context.request_id + "-" + uuid.uuid4().hex[:8],
         )
+        # Also on errors: a client that sent no key learns the one that finishes this order.
+        resp.set_header("Idempotency-Key", run.idempotency_key)
         try:
             flow.run_flow(run, observe=self.metrics.observe)
         except flow.FlowStopped:

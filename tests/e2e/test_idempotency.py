@@ -126,3 +126,23 @@ def test_a_cancelled_order_stays_cancelled_when_its_key_comes_back_after_a_depos
     assert gateway.request("GET", "/wallet", customer.token).json()["balance"] == 1_100
     _orders, debits, letters = _what_exists(gateway, customer)
     assert debits == [] and [letter["kind"] for letter in letters] == ["sad"]
+
+
+def test_an_order_sent_without_a_key_is_answered_with_the_key_that_finishes_it(gateway: Gateway, stack: Stack) -> None:
+    customer = gateway.customer(deposit=5_000)
+    stack.kill("billing")
+    try:
+        failed = gateway.order(customer, price=900)
+    finally:
+        stack.start_one("billing")
+    assert failed.status_code == 503 and failed.json()["code"] == "pay_failed"
+    key = failed.headers["Idempotency-Key"]
+
+    finished = gateway.order(customer, price=900, key=key)
+
+    assert finished.status_code == 201 and finished.headers["Idempotency-Key"] == key
+    assert finished.json()["order"]["id"] == failed.json()["order_id"]
+    assert finished.json()["order"]["status"] == "paid"
+    orders, debits, _letters = _what_exists(gateway, customer)
+    assert len(orders) == 1 and [d["amount"] for d in debits] == [900]
+    assert_invariants(stack.settings, delivered=True)
