@@ -93,7 +93,9 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
         notifications=make_client(NotificationsClient, SERVICE, "notifications", settings, pool_size=2),
     )
     older = settings.recovery_after if args.older_than is None else args.older_than
-    report = recover(services, older_than=older, letters_since=args.letters_since * 3600)
+    report = recover(
+        services, older_than=older, letters_since=args.letters_since * 3600, delivery_claim=settings.delivery_claim
+    )
     print("\n".join(report.lines()))
     return 1 if report.failures else 0
 

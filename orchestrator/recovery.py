@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +58,12 @@ def _orders(services: flow.Services, **query: Any) -> Iterator[orders.Order]:
         offset += PAGE
 
 
-def recover(services: flow.Services, older_than: float, letters_since: float) -> Report:
+def recover(services: flow.Services, older_than: float, letters_since: float, delivery_claim: float = 0.0) -> Report:
+    """``delivery_claim``: how long a sender's claim on a letter's delivery lasts; letters
+    still undelivered are asked for once more after it, in case a sender that died held
+    them."""
     report = Report()
+    undelivered: list[orders.Order] = []
     now = utcnow()
     cutoff = iso(now - datetime.timedelta(seconds=older_than))
     try:
@@ -90,7 +95,7 @@ def recover(services: flow.Services, older_than: float, letters_since: float) ->
         if run.letter_pending:
             # Final now, but step 9 failed; this order is outside this run's letter check.
             report.failures.append(f"letter for order {order.id}: not sent, Notifications failed")
-        _check_delivery(run, report)
+        _check_delivery(run, undelivered)
     since = iso(now - datetime.timedelta(seconds=letters_since))
     for status in ("paid", "cancelled"):
         try:
@@ -107,12 +112,24 @@ def recover(services: flow.Services, older_than: float, letters_since: float) ->
                 report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
                 continue
             report.letters_sent += run.letter_created
-            _check_delivery(run, report)
+            _check_delivery(run, undelivered)
+    if undelivered and delivery_claim > 0:
+        time.sleep(delivery_claim)
+        retried, undelivered = undelivered, []
+        for order in retried:
+            run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
+            try:
+                flow.notify(run)
+            except flow.StepFailed as exc:
+                report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
+                continue
+            _check_delivery(run, undelivered)
+    for order in undelivered:
+        report.failures.append(f"letter for order {order.id}: not delivered, SMTP refused it")
     return report
 
 
-def _check_delivery(run: flow.Run, report: Report) -> None:
+def _check_delivery(run: flow.Run, undelivered: list[orders.Order]) -> None:
     """A letter is kept even when SMTP refuses it; each run asks for delivery again."""
-    letter = run.letter
-    if letter is not None and letter.delivery == "failed":
-        report.failures.append(f"letter {letter.id} for order {letter.order_id}: not delivered, SMTP refused it")
+    if run.letter is not None and run.letter.delivery == "failed" and run.order is not None:
+        undelivered.append(run.order)

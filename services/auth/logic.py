@@ -12,7 +12,7 @@ from contracts import profiles
 from contracts.types import new_id
 from services.auth.keys import Signer
 from services.auth.models import LoginFailure, User
-from services.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from services.auth.passwords import dummy_hash, hash_password, verify_password
 from services.common.clients import BillingClient, ProfilesClient
 from services.common.db import iso, utcnow
 from services.common.http import BAD_RESPONSE, DownstreamError
@@ -98,10 +98,10 @@ def register(
     return to_wire(row)
 
 
-def login(data: wire.Credentials, signer: Signer, max_failures: int, window: int) -> wire.AccessToken:
+def login(data: wire.Credentials, signer: Signer, max_failures: int, window: int, hash_cost: int) -> wire.AccessToken:
     _take_attempt(data.login, max_failures, window)
     row = User.get_or_none(User.login == data.login)
-    ok = verify_password(data.password, row.password_hash if row else DUMMY_HASH)
+    ok = verify_password(data.password, row.password_hash if row else dummy_hash(hash_cost))
     if row is None or not ok:
         raise InvalidCredentials("Wrong login or password.")
     LoginFailure.delete().where(LoginFailure.login == data.login).execute()

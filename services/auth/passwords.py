@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -47,5 +48,8 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-# Verified against when the login is unknown, so a miss costs as long as a wrong password.
-DUMMY_HASH = "scrypt$14$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+@functools.cache
+def dummy_hash(cost: int) -> str:
+    """Checked when the login is unknown, at the configured cost, so a miss takes as
+    long as a wrong password and timing does not tell which logins exist."""
+    return hash_password(secrets.token_hex(16), cost)

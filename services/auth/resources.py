@@ -34,7 +34,13 @@ class TokensResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.Credentials)
         try:
-            token = logic.login(data, self.signer, self.settings.login_max_failures, self.settings.login_window)
+            token = logic.login(
+                data,
+                self.signer,
+                self.settings.login_max_failures,
+                self.settings.login_window,
+                self.settings.password_hash_cost,
+            )
         except logic.TooManyAttempts as exc:
             raise ApiError(
                 429,

@@ -80,6 +80,12 @@ class Settings:
     def thread_count(self, service: str) -> int:
         return self.service_threads.get(service, self.threads)
 
+    @property
+    def delivery_claim(self) -> float:
+        """How long one sender holds a letter's delivery: an SMTP attempt may take its
+        connect and its send timeouts."""
+        return 2 * self.smtp_timeout + 1
+
     def secret(self) -> str:
         """The shared service credential: configured, or kept in the data folder so
         every service started on this machine agrees on it."""

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> falcon.App:
         if settings.smtp_host
         else None
     )
-    app.add_route("/letters", resources.LettersResource(db, profiles, mailer))
+    app.add_route("/letters", resources.LettersResource(db, profiles, mailer, settings.delivery_claim))
     app.add_route("/letters/{letter_id:uuid}", resources.LetterResource())
     add_readiness(app, SERVICE, {"database": lambda: database.check(db), "profiles": downstream_check(profiles)})
     return app

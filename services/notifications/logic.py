@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import peewee
 
 from contracts import notifications as wire
@@ -59,7 +61,11 @@ def compose(request: wire.LetterRequest, profile: profiles.Profile) -> tuple[str
 
 
 def send_letter(
-    db: peewee.Database, request: wire.LetterRequest, profiles_client: ProfilesClient, mailer: Mailer | None
+    db: peewee.Database,
+    request: wire.LetterRequest,
+    profiles_client: ProfilesClient,
+    mailer: Mailer | None,
+    delivery_claim: float,
 ) -> tuple[wire.Letter, bool]:
     """Step 10. A letter already sent for this order and status is returned as it is
     (and delivered again only if its delivery failed)."""
@@ -91,10 +97,26 @@ def send_letter(
     else:
         created = False
     # Stored first, delivered second: a lost delivery is retried, never the letter lost.
-    if mailer is not None and row.delivery == FAILED and mailer.send(row.recipient, row.subject, row.body):
-        Letter.update(delivery=SENT).where(Letter.id == row.id).execute()
-        row.delivery = SENT
+    if mailer is not None and row.delivery == FAILED and _claim_delivery(row, delivery_claim):
+        delivered = mailer.send(row.recipient, row.subject, row.body)
+        row.delivery = SENT if delivered else FAILED
+        Letter.update(delivery=row.delivery, delivery_claimed_until=None).where(Letter.id == row.id).execute()
     return to_wire(row), created
+
+
+def _claim_delivery(row: Letter, seconds: float) -> bool:
+    """Only one of several parallel requests for the same letter may mail it; a claim
+    left by a sender that died lapses after ``seconds``."""
+    now = utcnow()
+    return bool(
+        Letter.update(delivery_claimed_until=now + datetime.timedelta(seconds=seconds))
+        .where(
+            (Letter.id == row.id)
+            & (Letter.delivery == FAILED)
+            & (Letter.delivery_claimed_until.is_null() | (Letter.delivery_claimed_until < now))
+        )
+        .execute()
+    )
 
 
 def listing(user_id: str | None, order_id: str | None, limit: int, offset: int) -> wire.LetterPage:

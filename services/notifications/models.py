@@ -16,6 +16,8 @@ class Letter(peewee.Model):
     subject = peewee.CharField(max_length=200)
     body = peewee.TextField()
     delivery = peewee.CharField(max_length=8)
+    # One sender at a time: a delivery is claimed until this moment before it is tried.
+    delivery_claimed_until = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField()
 
     class Meta:

@@ -13,14 +13,17 @@ from services.notifications.mailer import Mailer
 
 
 class LettersResource:
-    def __init__(self, db: peewee.Database, profiles: ProfilesClient, mailer: Mailer | None) -> None:
+    def __init__(
+        self, db: peewee.Database, profiles: ProfilesClient, mailer: Mailer | None, delivery_claim: float
+    ) -> None:
         self.db = db
         self.profiles = profiles
         self.mailer = mailer
+        self.delivery_claim = delivery_claim
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.LetterRequest)
-        letter, created = logic.send_letter(self.db, data, self.profiles, self.mailer)
+        letter, created = logic.send_letter(self.db, data, self.profiles, self.mailer, self.delivery_claim)
         respond(resp, letter, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
