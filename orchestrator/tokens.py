@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 ALGORITHMS = ["EdDSA"]
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "iss", "aud"]
 TIME_CLAIMS = ("exp", "iat", "nbf")
+VERIFIED_CACHE_SIZE = 10_000
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -42,9 +43,19 @@ class TokenVerifier:
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
         self.fetches = 0
+        # A client sends the same token with every request: the signature is checked
+        # once; later uses check only its expiry and that its key is still published.
+        self._verified: dict[str, tuple[str, float, str]] = {}
 
     def verify(self, token: str) -> str:
         """The user ID the token was issued to, or :class:`InvalidToken`."""
+        known = self._verified.get(token)
+        if known is not None:
+            subject, usable_until, kid = known
+            self._key(kid)
+            if time.time() < usable_until:
+                return subject
+            self._verified.pop(token, None)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -76,6 +87,9 @@ class TokenVerifier:
                 raise ValueError
         except ValueError as exc:
             raise InvalidToken("subject is not a user ID") from exc
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (subject, float(claims["exp"]) + self.leeway, kid)
         return subject
 
     def _key(self, kid: str) -> Any:

@@ -229,3 +229,27 @@ def test_a_service_secret_short_enough_to_guess_stops_the_start(start: Callable[
     with pytest.raises(SystemExit, match="at least 32 bytes"):
         start("s" * 31)
     start("s" * 32)
+
+
+def test_a_token_already_accepted_is_refused_once_its_key_is_withdrawn(clock: Clock) -> None:
+    retired, current = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    auth = FakeAuth(retired, current)
+    check = verifier(auth)
+    same = token(retired)
+    check.verify(same)
+    check.verify(same)
+    auth.keys.remove(retired)
+    clock.now += INTERVAL
+    with pytest.raises(InvalidToken, match="unknown key ID"):
+        check.verify(same)
+
+
+def test_a_token_already_accepted_is_refused_once_it_expires() -> None:
+    key = Ed25519PrivateKey.generate()
+    check = TokenVerifier(FakeAuth(key), ISSUER, AUDIENCE, leeway=0, refresh_interval=INTERVAL)  # type: ignore[arg-type]
+    expires = int(time.time()) + 2
+    short = token(key, exp=expires)
+    check.verify(short)
+    time.sleep(max(0.0, expires + 1 - time.time()))
+    with pytest.raises(InvalidToken):
+        check.verify(short)
