@@ -35,6 +35,9 @@ from tests.harness import Customer, Gateway, Inbox, start_stack
 from tests.invariants import assert_invariants, run_recovery, snapshot
 
 LEASE = 1.0
+# The test SMTP server answers at once; a short timeout keeps short the wait recovery
+# makes for a letter's delivery claim to lapse.
+SMTP_TIMEOUT = 1.0
 NO_ANSWER = 0
 # The step each failure code names.
 STEP_OF_CODE = {"create_order_failed": 3, "pay_failed": 5, "update_status_failed": 7}
@@ -77,7 +80,11 @@ class Sent:
 def stream_stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
     port, _inbox = smtp
     running = start_stack(
-        tmp_path_factory.mktemp("stream"), smtp_host="127.0.0.1", smtp_port=port, order_run_lease=LEASE
+        tmp_path_factory.mktemp("stream"),
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        order_run_lease=LEASE,
+        smtp_timeout=SMTP_TIMEOUT,
     )
     yield running
     running.stop()

@@ -22,6 +22,9 @@ from tests.harness import Customer, Gateway, Inbox, start_stack
 from tests.invariants import assert_invariants, run_recovery, snapshot
 
 LEASE = 1.0
+# The test SMTP server answers at once; a short timeout keeps short the wait recovery
+# makes for a letter's delivery claim to lapse.
+SMTP_TIMEOUT = 1.0
 ABANDONED = "Abandoned: the order never reached payment"
 
 
@@ -29,7 +32,11 @@ ABANDONED = "Abandoned: the order never reached payment"
 def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
     port, _inbox = smtp
     running = start_stack(
-        tmp_path_factory.mktemp("stack"), smtp_host="127.0.0.1", smtp_port=port, order_run_lease=LEASE
+        tmp_path_factory.mktemp("stack"),
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        order_run_lease=LEASE,
+        smtp_timeout=SMTP_TIMEOUT,
     )
     yield running
     running.stop()
@@ -190,7 +197,11 @@ def test_letters_refused_by_smtp_are_kept_and_delivered_once_smtp_is_back(
 ) -> None:
     live_port, inbox = smtp
     stack = start_stack(
-        tmp_path_factory.mktemp("nosmtp"), smtp_host="127.0.0.1", smtp_port=_closed_port(), order_run_lease=LEASE
+        tmp_path_factory.mktemp("nosmtp"),
+        smtp_host="127.0.0.1",
+        smtp_port=_closed_port(),
+        order_run_lease=LEASE,
+        smtp_timeout=SMTP_TIMEOUT,
     )
     try:
         gateway = Gateway(stack.urls["gateway"])
