@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.common.config import Settings
+from tests.harness import CREATED_DATABASES, drop_postgres_databases, postgres_base
 
 
 @pytest.fixture
@@ -20,3 +21,12 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """PostgreSQL databases made for this run's stacks go when the run ends."""
+    yield
+    base = postgres_base()
+    if base and CREATED_DATABASES:
+        drop_postgres_databases(base)

@@ -79,8 +79,24 @@ def make_postgres_databases(base: str, services: tuple[str, ...] = SERVICES) -> 
             name = f"so_{tag}_{service}"
             cur.execute(f'CREATE DATABASE "{name}"')
             urls[service] = f"{prefix}/{name}"
+            CREATED_DATABASES.append(name)
     conn.close()
     return urls
+
+
+# Databases this test run made, dropped when the run ends (tests/conftest.py).
+CREATED_DATABASES: list[str] = []
+
+
+def drop_postgres_databases(base: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(base.replace("postgresql+pool://", "postgresql://"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        while CREATED_DATABASES:
+            cur.execute(f'DROP DATABASE IF EXISTS "{CREATED_DATABASES.pop()}" WITH (FORCE)')
+    conn.close()
 
 
 def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
