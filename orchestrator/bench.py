@@ -148,7 +148,11 @@ def prepare_users(gateway: str, count: int) -> list[dict[str, str]]:
 def measure_ceiling(settings: Settings, levels: list[int], duration: float) -> dict[int, Level]:
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     popen = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.bench", "ping-server"], stdout=subprocess.PIPE, env=env
+        [sys.executable, "-m", "orchestrator.bench", "ping-server"],
+        stdout=subprocess.PIPE,
+        # waitress warns of its queue depth at high concurrency: that is the point here.
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         url = _await_listening(popen, "gateway", 30)
