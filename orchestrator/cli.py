@@ -43,8 +43,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.secret()  # made once here, so all six agree on it
     stack = Stack(settings)
-    # SIGTERM stops everything as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM stop everything, even when started with SIGINT ignored (nohup, &).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         stack.start()
         print(f"all six services are up; the gateway is at {stack.urls['gateway']} (Ctrl-C stops them all)", flush=True)

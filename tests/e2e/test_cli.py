@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from orchestrator.supervisor import Stack
@@ -29,7 +30,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def start_run(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
     env["SYNCORDERS_DATA_DIR"] = str(tmp_path)
     env["SYNCORDERS_PASSWORD_HASH_COST"] = "12"
@@ -55,8 +56,9 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     raise AssertionError("run did not come up:\n" + "".join(lines))
 
 
-def test_run_starts_all_six_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
-    run, gateway = start_run(tmp_path)
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "started-in-background"])
+def test_run_starts_all_six_and_ctrl_c_stops_them_all(tmp_path: Path, sigint_ignored: bool) -> None:
+    run, gateway = start_run(tmp_path, sigint_ignored)
     try:
         services = children(run.pid)
         assert len(services) == 6
