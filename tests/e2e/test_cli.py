@@ -42,6 +42,8 @@ def start_run(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.
         text=True,
         env=env,
         cwd=tmp_path,
+        # A shell's "cmd &" starts it with SIGINT ignored.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     assert run.stdout is not None
     deadline = time.monotonic() + 60
