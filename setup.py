@@ -31,6 +31,7 @@ setup(
         "bench": ["matplotlib>=3.8"],
         "test": [
             "pytest>=8",
+            "setuptools",
             "wiremock>=2.6",
             "aiosmtpd>=1.4",
             "hypothesis>=6.100",
