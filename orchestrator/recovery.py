@@ -105,28 +105,27 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
             continue
         for order in final:
             report.letters_checked += 1
-            run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
-            try:
-                flow.notify(run)
-            except flow.StepFailed as exc:
-                report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
-                continue
-            report.letters_sent += run.letter_created
-            _check_delivery(run, undelivered)
+            report.letters_sent += _letter(services, order, report, undelivered)
     if undelivered and delivery_claim > 0:
         time.sleep(delivery_claim)
         retried, undelivered = undelivered, []
         for order in retried:
-            run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
-            try:
-                flow.notify(run)
-            except flow.StepFailed as exc:
-                report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
-                continue
-            _check_delivery(run, undelivered)
+            _letter(services, order, report, undelivered)
     for order in undelivered:
         report.failures.append(f"letter for order {order.id}: not delivered, SMTP refused it")
     return report
+
+
+def _letter(services: flow.Services, order: orders.Order, report: Report, undelivered: list[orders.Order]) -> bool:
+    """Step 9 again for a final order; whether a letter was made now."""
+    run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
+    try:
+        flow.notify(run)
+    except flow.StepFailed as exc:
+        report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
+        return False
+    _check_delivery(run, undelivered)
+    return run.letter_created
 
 
 def _check_delivery(run: flow.Run, undelivered: list[orders.Order]) -> None:
