@@ -3,10 +3,13 @@ per order."""
 
 from __future__ import annotations
 
+import datetime
+
 import peewee
 
 from contracts import billing as wire
 from contracts.types import new_id
+from services.billing import models
 from services.billing.models import Operation, Payment, Wallet
 from services.common.db import iso, utcnow, write_transaction
 from services.common.errors import NotFound
@@ -149,34 +152,15 @@ def pay(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Payment
     for _attempt in range(2):
         try:
             with write_transaction(db):
-                earlier = Payment.get_or_none(Payment.order_id == request.order_id)
-                if earlier is not None:
+                if models.FIND_PAYMENT.first(db, request.order_id) is not None:
+                    earlier = Payment.get(Payment.order_id == request.order_id)
                     return _same_payment(earlier, request), False
-                # The debit is the check: it matches only a wallet in the order's
-                # currency that covers the amount, so the balance cannot go below zero.
-                debited = (
-                    Wallet.update(balance=Wallet.balance - request.amount)
-                    .where(
-                        (Wallet.user_id == request.user_id)
-                        & (Wallet.currency == request.currency)
-                        & (Wallet.balance >= request.amount)
-                    )
-                    .execute()
-                )
+                now = utcnow()
                 operation = None
-                if debited:
-                    balance = Wallet.select(Wallet.balance).where(Wallet.user_id == request.user_id).scalar()
-                    operation = Operation.create(
-                        id=new_id(),
-                        user_id=request.user_id,
-                        kind="payment",
-                        amount=request.amount,
-                        currency=request.currency,
-                        balance_after=balance,
-                        order_id=request.order_id,
-                        created_at=utcnow(),
-                    )
-                    payment = _record(request, DEBITED, None, operation)
+                if models.DEBIT.execute(db, request.amount, request.user_id, request.currency, request.amount).rowcount:
+                    balance = models.BALANCE.scalar(db, request.user_id)
+                    operation = _record_debit(db, request, balance, now)
+                    payment = _record(db, request, DEBITED, None, operation, now)
                 else:
                     wallet = _wallet(request.user_id)
                     reason = (
@@ -184,16 +168,44 @@ def pay(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Payment
                         if wallet.currency == request.currency
                         else f"Currency mismatch: the wallet holds {wallet.currency}"
                     )
-                    payment = _record(request, DECLINED, reason, None)
-            return _decided(payment, operation), True
+                    payment = _record(db, request, DECLINED, reason, None, now)
+            if payment.outcome == DECLINED:
+                raise Declined(payment)
+            return payment, True
         except peewee.IntegrityError:
             # A parallel request for the same order committed first; return its decision.
             continue
     return _same_payment(Payment.get(Payment.order_id == request.order_id), request), False
 
 
-def _record(request: wire.PaymentRequest, outcome: str, reason: str | None, operation: Operation | None) -> Payment:
-    return Payment.create(
+def _record_debit(
+    db: peewee.Database, request: wire.PaymentRequest, balance: int, now: datetime.datetime
+) -> wire.WalletOperation:
+    operation = wire.WalletOperation(
+        id=new_id(),
+        user_id=request.user_id,
+        kind="payment",
+        amount=request.amount,
+        currency=request.currency,
+        balance_after=balance,
+        order_id=request.order_id,
+        created_at=iso(now),
+    )
+    models.INSERT_OPERATION.execute(
+        db, operation.id, request.user_id, "payment", request.amount, request.currency, balance, request.order_id, now
+    )
+    return operation
+
+
+def _record(
+    db: peewee.Database,
+    request: wire.PaymentRequest,
+    outcome: str,
+    reason: str | None,
+    operation: wire.WalletOperation | None,
+    now: datetime.datetime,
+) -> wire.Payment:
+    payment = wire.Payment(
         id=new_id(),
         order_id=request.order_id,
         user_id=request.user_id,
@@ -201,9 +213,22 @@ def _record(request: wire.PaymentRequest, outcome: str, reason: str | None, oper
         currency=request.currency,
         outcome=outcome,
         reason=reason,
-        operation=operation.id if operation else None,
-        created_at=utcnow(),
+        operation=operation,
+        created_at=iso(now),
     )
+    models.INSERT_PAYMENT.execute(
+        db,
+        payment.id,
+        request.order_id,
+        request.user_id,
+        request.amount,
+        request.currency,
+        outcome,
+        reason,
+        operation.id if operation else None,
+        now,
+    )
+    return payment
 
 
 def _same_payment(row: Payment, request: wire.PaymentRequest) -> wire.Payment:
@@ -212,8 +237,8 @@ def _same_payment(row: Payment, request: wire.PaymentRequest) -> wire.Payment:
     return _decided(row)
 
 
-def _decided(row: Payment, operation: Operation | None = None) -> wire.Payment:
-    payment = payment_to_wire(row, operation)
+def _decided(row: Payment) -> wire.Payment:
+    payment = payment_to_wire(row)
     if payment.outcome == DECLINED:
         raise Declined(payment)
     return payment
@@ -235,6 +260,6 @@ def abandon(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Pay
             earlier = Payment.get_or_none(Payment.order_id == request.order_id)
             if earlier is not None:
                 return payment_to_wire(earlier), False
-            return payment_to_wire(_record(request, DECLINED, ABANDONED, None)), True
+            return _record(db, request, DECLINED, ABANDONED, None, utcnow()), True
     except peewee.IntegrityError:
         return payment_to_wire(Payment.get(Payment.order_id == request.order_id)), False

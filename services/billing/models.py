@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import peewee
 
+from services.common.db import Statement, insert_statement
+
 
 class Wallet(peewee.Model):
     user_id = peewee.CharField(max_length=36, primary_key=True)
@@ -44,3 +46,18 @@ class Payment(peewee.Model):
 
 
 MODELS = (Wallet, Operation, Payment)
+
+# The statements every payment runs (see services.common.db.Statement).
+FIND_PAYMENT = Statement('SELECT 1 FROM "payment" WHERE "order_id" = ?')
+# The debit is the check: it matches only a wallet in the order's currency that covers
+# the amount, so the balance cannot go below zero.
+DEBIT = Statement(
+    'UPDATE "wallet" SET "balance" = "balance" - ? WHERE "user_id" = ? AND "currency" = ? AND "balance" >= ?'
+)
+BALANCE = Statement('SELECT "balance" FROM "wallet" WHERE "user_id" = ?')
+INSERT_OPERATION = insert_statement(
+    Operation, "id", "user_id", "kind", "amount", "currency", "balance_after", "order_id", "created_at"
+)
+INSERT_PAYMENT = insert_statement(
+    Payment, "id", "order_id", "user_id", "amount", "currency", "outcome", "reason", "operation", "created_at"
+)

@@ -10,8 +10,9 @@ from contracts import notifications as wire
 from contracts import profiles
 from contracts.types import new_id
 from services.common.clients import ProfilesClient
-from services.common.db import iso, utcnow
+from services.common.db import iso, load, utcnow
 from services.common.errors import NotFound
+from services.notifications import models
 from services.notifications.mailer import Mailer
 from services.notifications.models import Letter
 
@@ -69,33 +70,46 @@ def send_letter(
 ) -> tuple[wire.Letter, bool]:
     """Step 10. A letter already sent for this order and status is returned as it is
     (and delivered again only if its delivery failed)."""
-    row = Letter.get_or_none((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
-    if row is None:
+    found = models.BY_ORDER.first(db, request.order_id, request.status)
+    if found is not None:
+        row, created = load(Letter, found), False
+    else:
         reply = profiles_client.get_profile(request.user_id)
         if reply.error is not None:
             raise NoProfile("Profiles has no contact data for this customer.")
         profile: profiles.Profile = reply.data
         kind, subject, body = compose(request, profile)
+        row = Letter(
+            id=new_id(),
+            order_id=request.order_id,
+            order_status=request.status,
+            user_id=request.user_id,
+            kind=kind,
+            recipient=profile.email,
+            subject=subject,
+            body=body,
+            delivery=FAILED if mailer else STORED,
+            created_at=utcnow(),
+        )
         try:
             with db.atomic():
-                row = Letter.create(
-                    id=new_id(),
-                    order_id=request.order_id,
-                    order_status=request.status,
-                    user_id=request.user_id,
-                    kind=kind,
-                    recipient=profile.email,
-                    subject=subject,
-                    body=body,
-                    delivery=FAILED if mailer else STORED,
-                    created_at=utcnow(),
+                models.INSERT_LETTER.execute(
+                    db,
+                    row.id,
+                    row.order_id,
+                    row.order_status,
+                    row.user_id,
+                    row.kind,
+                    row.recipient,
+                    row.subject,
+                    row.body,
+                    row.delivery,
+                    row.created_at,
                 )
             created = True
         except peewee.IntegrityError:
             row = Letter.get((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
             created = False
-    else:
-        created = False
     # Stored first, delivered second: a lost delivery is retried, never the letter lost.
     if mailer is not None and row.delivery == FAILED and _claim_delivery(row, delivery_claim):
         delivered = mailer.send(row.recipient, row.subject, row.body)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import peewee
 
+from services.common.db import insert_statement, select_statement
+
 
 class Letter(peewee.Model):
     seq = peewee.AutoField()
@@ -26,3 +28,19 @@ class Letter(peewee.Model):
 
 
 MODELS = (Letter,)
+
+# The statements every order's letter runs (see services.common.db.Statement).
+BY_ORDER = select_statement(Letter, '"order_id" = ? AND "order_status" = ?')
+INSERT_LETTER = insert_statement(
+    Letter,
+    "id",
+    "order_id",
+    "order_status",
+    "user_id",
+    "kind",
+    "recipient",
+    "subject",
+    "body",
+    "delivery",
+    "created_at",
+)

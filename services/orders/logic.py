@@ -11,8 +11,9 @@ import peewee
 from contracts import orders as wire
 from contracts.converter import structure, unstructure
 from contracts.types import MAX_AMOUNT, new_id
-from services.common.db import iso, parse_iso, utcnow, write_transaction
+from services.common.db import iso, load, parse_iso, utcnow, write_transaction
 from services.common.errors import NotFound
+from services.orders import models
 from services.orders.models import Order
 
 PENDING = "pending"
@@ -49,6 +50,21 @@ def to_wire(row: Order) -> wire.Order:
     )
 
 
+def _new_order(order_id: str, request: wire.NewOrder, total: int, now: datetime.datetime) -> wire.Order:
+    return wire.Order(
+        id=order_id,
+        user_id=request.user_id,
+        items=request.items,
+        total=total,
+        currency=request.currency,
+        status=PENDING,
+        reason=None,
+        payment_id=None,
+        created_at=iso(now),
+        updated_at=iso(now),
+    )
+
+
 def _fingerprint(request: wire.NewOrder) -> str:
     canonical = json.dumps({"items": unstructure(request.items), "currency": request.currency}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -69,23 +85,26 @@ def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) ->
             with write_transaction(db):
                 # Most keys are new: insert first, and look for the earlier order only
                 # when the unique key refuses (the savepoint keeps the transaction usable).
+                order_id = new_id()
+                items = json.dumps(unstructure(request.items))
                 try:
                     with db.atomic():
-                        row = Order.create(
-                            id=new_id(),
-                            user_id=request.user_id,
-                            items=json.dumps(unstructure(request.items)),
-                            total=total,
-                            currency=request.currency,
-                            status=PENDING,
-                            idempotency_key=request.idempotency_key,
-                            fingerprint=fingerprint,
-                            run_id=request.run_id,
-                            run_expires=lease_end,
-                            created_at=now,
-                            updated_at=now,
+                        models.INSERT_ORDER.execute(
+                            db,
+                            order_id,
+                            request.user_id,
+                            items,
+                            total,
+                            request.currency,
+                            PENDING,
+                            request.idempotency_key,
+                            fingerprint,
+                            request.run_id,
+                            lease_end,
+                            now,
+                            now,
                         )
-                    return to_wire(row), True
+                    return _new_order(order_id, request, total, now), True
                 except peewee.IntegrityError:
                     row = Order.get(
                         (Order.user_id == request.user_id) & (Order.idempotency_key == request.idempotency_key)
@@ -143,21 +162,13 @@ def set_status(db: peewee.Database, order_id: str, change: wire.StatusChange) ->
     """Step 8: only pending -> paid | cancelled; asking again for the status the order
     already has is answered with the order, unchanged."""
     with write_transaction(db):
-        changed = (
-            Order.update(
-                status=change.status,
-                reason=change.reason,
-                payment_id=change.payment_id,
-                run_id=None,
-                run_expires=None,
-                updated_at=utcnow(),
-            )
-            .where((Order.id == order_id) & (Order.status == PENDING))
-            .execute()
-        )
-        row = Order.get_or_none(Order.id == order_id)
-        if row is None:
+        changed = models.FINISH.execute(
+            db, change.status, change.reason, change.payment_id, utcnow(), order_id, PENDING
+        ).rowcount
+        found = models.BY_ID.first(db, order_id)
+        if found is None:
             raise NotFound("No such order.")
+        row = load(Order, found)
         if changed or row.status == change.status:
             return to_wire(row)
         raise StatusConflict(f"The order is already {row.status}.")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import peewee
 
 from contracts import profiles as wire
-from services.common.db import iso, utcnow, write_transaction
+from services.common.db import iso, load, utcnow, write_transaction
 from services.common.errors import NotFound
+from services.profiles import models
 from services.profiles.models import Profile
 
 
@@ -44,8 +45,8 @@ def put_profile(db: peewee.Database, user_id: str, data: wire.ProfileData) -> tu
         return to_wire(row), False
 
 
-def get_profile(user_id: str) -> wire.Profile:
-    row = Profile.get_or_none(Profile.user_id == user_id)
-    if row is None:
+def get_profile(db: peewee.Database, user_id: str) -> wire.Profile:
+    found = models.BY_USER.first(db, user_id)
+    if found is None:
         raise NotFound("No profile for this user.")
-    return to_wire(row)
+    return to_wire(load(Profile, found))

@@ -20,4 +20,4 @@ class ProfileResource:
         respond(resp, profile, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        respond(resp, logic.get_profile(str(user_id)))
+        respond(resp, logic.get_profile(self.db, str(user_id)))
