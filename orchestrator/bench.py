@@ -290,7 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels (default 1,8,32)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per level (default 10)")
     parser.add_argument("--users", type=int, default=32, help="customers sending orders (default 32)")
-    parser.add_argument("--transports", default="urllib3,httpclient,requests", help="internal clients to compare")
+    parser.add_argument("--transports", default="socket,urllib3,requests", help="internal clients to compare")
     parser.add_argument("--plot", default="bench-results/bench.png", help="PNG to write ('' for none)")
 
 

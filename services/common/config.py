@@ -44,7 +44,7 @@ class Settings:
     http_retries: int = 2
     http_backoff: float = 0.05
     http_max_response: int = 1_048_576
-    http_transport: str = "urllib3"
+    http_transport: str = "socket"
 
     # waitress: a service needs at least as many threads as its callers hold connections.
     threads: int = 16

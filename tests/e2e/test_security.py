@@ -41,7 +41,7 @@ from orchestrator.supervisor import Stack
 from services.auth.keys import thumbprint
 from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
-from services.common.http import BAD_RESPONSE, DownstreamError
+from services.common.http import BAD_RESPONSE, TRANSPORTS, DownstreamError
 from services.common.trust import ServiceTokens, audience
 from services.notifications.app import create_app as notifications_app
 from tests.e2e.conftest import log_text
@@ -1054,7 +1054,7 @@ def test_an_email_with_line_breaks_from_profiles_is_refused(
     assert len(inbox.messages) == delivered
 
 
-@pytest.mark.parametrize("transport", ["urllib3", "requests", "httpclient"])
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_from_a_downstream_is_not_followed(settings: Settings, transport: str, status: int) -> None:
     user_id = str(uuid.uuid4())
@@ -1075,7 +1075,7 @@ def test_a_redirect_from_a_downstream_is_not_followed(settings: Settings, transp
     assert elsewhere.hits == []
 
 
-@pytest.mark.parametrize("transport", ["urllib3", "requests", "httpclient"])
+@pytest.mark.parametrize("transport", sorted(TRANSPORTS))
 def test_a_307_from_billing_does_not_send_the_payment_elsewhere(settings: Settings, transport: str) -> None:
     with (
         LocalServer(lambda path: (201, {"Content-Type": "application/json"}, b"{}")) as elsewhere,
