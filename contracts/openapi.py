@@ -40,7 +40,7 @@ JSON = "application/json"
 REF = "#/components/schemas/"
 # Printable characters only, as the text validator demands.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-LOWERCASE_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+LOWERCASE_UUID = types.UUID_RE.pattern
 REQUEST_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 REQUEST_ID_HEADER = "#/components/headers/RequestId"
 
