@@ -364,29 +364,43 @@ OK = "ok"
 
 def run_flow(run: Run, steps: tuple[Step, ...] = FLOW, first: int = 1, observe: Observer | None = None) -> Run:
     """Run the gateway's steps from ``first`` on, in order, timing each; ``observe``
-    hears each step's duration (ms) and outcome (``ok`` or the failure reason)."""
-    for step in steps:
-        if step.action is None or step.number < first:
-            continue
-        started = time.perf_counter()
-        try:
-            step.action(run)
-        except StepFailed as failure:
-            elapsed = (time.perf_counter() - started) * 1000
-            run.timings.append((step.number, step.name, elapsed))
-            if observe is not None:
-                observe(step, elapsed, failure.reason)
-            log.warning("step %s %s failed after %.1f ms: %s", step.number, step.name, elapsed, failure)
-            if step.must_succeed:
-                raise FlowStopped(step, failure, run.order.id if run.order else None) from failure
-            run.letter_pending = True
-            continue
+    hears each step's duration (ms) and outcome (``ok`` or the failure reason). One log
+    line, stopped or not, gives every step's time."""
+    try:
+        for step in steps:
+            if step.action is not None and step.number >= first:
+                _run_step(run, step, step.action, observe)
+    finally:
+        log.info("order flow steps (ms): %s", timings_text(run))
+    return run
+
+
+def _run_step(run: Run, step: Step, action: Action, observe: Observer | None) -> None:
+    started = time.perf_counter()
+    try:
+        action(run)
+    except StepFailed as failure:
         elapsed = (time.perf_counter() - started) * 1000
         run.timings.append((step.number, step.name, elapsed))
         if observe is not None:
-            observe(step, elapsed, OK)
-        log.info("step %s %s took %.2f ms", step.number, step.name, elapsed)
-    return run
+            observe(step, elapsed, failure.reason)
+        log.warning("step %s %s failed after %.1f ms: %s", step.number, step.name, elapsed, failure)
+        if step.must_succeed:
+            raise FlowStopped(step, failure, run.order.id if run.order else None) from failure
+        run.letter_pending = True
+        return
+    elapsed = (time.perf_counter() - started) * 1000
+    run.timings.append((step.number, step.name, elapsed))
+    if observe is not None:
+        observe(step, elapsed, OK)
+
+
+def timings_text(run: Run) -> str:
+    """``2 authorize 0.03, 3 create_order 0.41, 4 order_created 0.35, ...``: each step's
+    own time, a call's less its callee's."""
+    return ", ".join(
+        f"{number} {STEP_BY_NUMBER[number].name} {ms:.2f}" for number, ms in sorted(step_durations(run).items())
+    )
 
 
 def step_durations(run: Run) -> dict[int, float]:

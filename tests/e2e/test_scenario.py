@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from orchestrator.flow import FLOW
 from orchestrator.supervisor import Stack
 from tests.e2e.conftest import log_text
 from tests.harness import Gateway, Inbox
@@ -109,6 +110,12 @@ def test_request_id_is_echoed_and_follows_the_order_through_every_service(gatewa
     assert response.headers["X-Request-ID"] == request_id
     for service in ("gateway", "orders", "billing", "notifications", "profiles"):
         assert f"rid={request_id}" in log_text(stack, service), service
+    # The gateway logs every step's time on one line with the request ID.
+    steps_line = next(
+        line for line in log_text(stack, "gateway").splitlines() if f"rid={request_id}" in line and "steps (ms)" in line
+    )
+    for number in range(2, 12):
+        assert f" {number} {FLOW[number - 1].name} " in steps_line
 
 
 def test_gateway_makes_a_request_id_when_the_client_sends_none(gateway: Gateway) -> None:
