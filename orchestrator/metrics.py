@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from orchestrator.flow import Step
@@ -30,9 +32,19 @@ class FlowMetrics:
             registry=registry,
         )
 
+        # Labelled children, looked up once: labels() takes a lock on every call.
+        self._children: dict[tuple[int, str], tuple[Any, Any]] = {}
+
     def observe(self, step: Step, elapsed_ms: float, outcome: str) -> None:
-        self.steps.labels(str(step.number), step.name).observe(elapsed_ms / 1000)
-        self.outcomes.labels(str(step.number), step.name, outcome).inc()
+        children = self._children.get((step.number, outcome))
+        if children is None:
+            number = str(step.number)
+            children = self._children[(step.number, outcome)] = (
+                self.steps.labels(number, step.name),
+                self.outcomes.labels(number, step.name, outcome),
+            )
+        children[0].observe(elapsed_ms / 1000)
+        children[1].inc()
 
     def finished(self, status: str) -> None:
         self.orders.labels(status).inc()

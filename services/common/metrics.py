@@ -35,6 +35,9 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        # Labelled children, looked up once: labels() takes a lock on every call. The
+        # keys are bounded: routes are templates, unmatched paths share one label.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.metrics_started = time.perf_counter()
@@ -45,8 +48,15 @@ class Metrics:
             return
         # Unmatched paths share one label, so scanners cannot blow up the label set.
         route = plain_template(req.uri_template) if resource is not None else "unmatched"
-        self.requests.labels(self.service, req.method, route, str(resp.status_code)).inc()
-        self.latency.labels(self.service, req.method, route).observe(time.perf_counter() - started)
+        key = (req.method, route, resp.status_code)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(self.service, req.method, route, str(resp.status_code)),
+                self.latency.labels(self.service, req.method, route),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
 
 class MetricsResource:
