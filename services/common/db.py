@@ -61,6 +61,13 @@ def is_sqlite(db: peewee.Database) -> bool:
     return isinstance(db, peewee.SqliteDatabase)
 
 
+def savepoint(db: peewee.Database) -> contextlib.AbstractContextManager[Any]:
+    """Room for one statement to fail inside a transaction. PostgreSQL aborts the whole
+    transaction on an error unless a savepoint holds it; SQLite undoes only the failed
+    statement, so it needs none."""
+    return contextlib.nullcontext() if is_sqlite(db) else db.atomic()
+
+
 def write_transaction(db: peewee.Database) -> peewee._atomic:
     """A transaction that takes the write lock first on SQLite (``BEGIN IMMEDIATE``), so
     a read-then-write cannot be overtaken; on PostgreSQL row locks do that job."""
@@ -146,14 +153,19 @@ def on_database_error(req: falcon.Request, resp: falcon.Response, exc: Exception
 
 
 class DatabaseMiddleware:
+    """A connection for each request. A SQLite connection stays with its waitress thread
+    between requests (opening costs more than the request's statements, and an idle
+    one holds no lock); a PostgreSQL one goes back to the pool, to be shared."""
+
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
+        self.keep_open = is_sqlite(db)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.db.connect(reuse_if_open=True)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool) -> None:
-        if not self.db.is_closed():
+        if not self.keep_open and not self.db.is_closed():
             self.db.close()
 
 

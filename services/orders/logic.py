@@ -11,7 +11,7 @@ import peewee
 from contracts import orders as wire
 from contracts.converter import structure, unstructure
 from contracts.types import MAX_AMOUNT, new_id
-from services.common.db import iso, load, parse_iso, utcnow, write_transaction
+from services.common.db import iso, load, parse_iso, savepoint, utcnow, write_transaction
 from services.common.errors import NotFound
 from services.orders import models
 from services.orders.models import Order
@@ -88,7 +88,7 @@ def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) ->
                 order_id = new_id()
                 items = json.dumps(unstructure(request.items))
                 try:
-                    with db.atomic():
+                    with savepoint(db):
                         models.INSERT_ORDER.execute(
                             db,
                             order_id,
