@@ -107,6 +107,16 @@ def serve_ping() -> None:
     serve(app, "gateway", Settings.from_env(), port=0)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads (Linux's /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -163,11 +173,20 @@ def measure_ceiling(settings: Settings, levels: list[int], duration: float) -> d
         popen.wait(timeout=10)
 
 
+@attrs.frozen
+class FlowRun:
+    levels: dict[int, Level]
+    # Each service's CPU milliseconds per order, per level (a stack the benchmark started).
+    cpu_ms: dict[int, dict[str, float]]
+    rss_mb: dict[str, float]
+    unfinished: int
+
+
 def measure_flow(
     settings: Settings, gateway: str | None, levels: list[int], duration: float, users_count: int
-) -> tuple[dict[int, Level], dict[str, float], int]:
-    """Orders at each level, the services' RSS afterwards, and how many orders stayed
-    neither paid nor cancelled (must be 0)."""
+) -> FlowRun:
+    """Orders at each level, each service's CPU per order, the services' RSS afterwards,
+    and how many orders stayed neither paid nor cancelled (must be 0)."""
     stack = None
     if gateway is None:
         stack = Stack(settings, log_dir=Path(settings.data_dir) / "logs").start()
@@ -177,11 +196,17 @@ def measure_flow(
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as users_file:
             json.dump(users, users_file)
         _loadgen(gateway, "orders", 1, min(1.0, duration), users_file.name)
-        results = {level: _loadgen(gateway, "orders", level, duration, users_file.name) for level in levels}
+        pids = {name: p.popen.pid for name, p in stack.processes.items()} if stack else {}
+        results, cpu_ms = {}, {}
+        for level in levels:
+            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            results[level] = result = _loadgen(gateway, "orders", level, duration, users_file.name)
+            cpu_ms[level] = {
+                name: (_cpu_seconds(pid) - before[name]) * 1000 / max(1, result.ok) for name, pid in pids.items()
+            }
         os.unlink(users_file.name)
-        rss = {name: _rss_mb(p.popen.pid) for name, p in stack.processes.items()} if stack else {}
-        unfinished = _unfinished_orders(gateway, users)
-        return results, rss, unfinished
+        rss = {name: _rss_mb(pid) for name, pid in pids.items()}
+        return FlowRun(results, cpu_ms, rss, _unfinished_orders(gateway, users))
     finally:
         if stack is not None:
             stack.stop()
@@ -208,7 +233,7 @@ def _unfinished_orders(gateway: str, users: list[dict[str, str]]) -> int:
     return unfinished
 
 
-def report(ceiling: dict[int, Level], flows: dict[str, tuple[dict[int, Level], dict[str, float], int]]) -> str:
+def report(ceiling: dict[int, Level], flows: dict[str, FlowRun]) -> str:
     lines = [
         "",
         "Trivial Falcon JSON route on waitress (the ceiling's base):",
@@ -219,7 +244,11 @@ def report(ceiling: dict[int, Level], flows: dict[str, tuple[dict[int, Level], d
             f"{level:>5} {result.rate:>9.0f} {result.percentile(0.5):>8.2f} {result.percentile(0.99):>8.2f} "
             f"{result.errors:>7} {result.cpu_share:>11.0%}"
         )
-    for transport, (levels, rss, unfinished) in flows.items():
+    if 1 in ceiling:
+        floor = HTTP_REQUESTS_PER_ORDER * ceiling[1].percentile(0.5)
+        lines.append(f"  floor of an order at concurrency 1: {HTTP_REQUESTS_PER_ORDER} x trivial p50 = {floor:.2f} ms")
+    for transport, run in flows.items():
+        levels = run.levels
         lines += [
             "",
             f"POST /orders through the gateway (internal client: {transport}):",
@@ -241,15 +270,19 @@ def report(ceiling: dict[int, Level], flows: dict[str, tuple[dict[int, Level], d
                 f"{step.number}:{steps.get(f's{step.number}', 0.0):.2f}" for step in FLOW if step.number > 1
             ]
             lines.append(f"  c={level:<3} " + " ".join(cells))
-        if rss:
-            lines.append("  RSS after the run (MB): " + ", ".join(f"{name} {mb:.1f}" for name, mb in rss.items()))
-        lines.append(f"  orders neither paid nor cancelled afterwards: {unfinished}")
+        if run.cpu_ms:
+            lines.append("  CPU ms per order, by process (the load generator's apart):")
+            for level, by_service in run.cpu_ms.items():
+                cells = [f"{name} {ms:.2f}" for name, ms in by_service.items()]
+                lines.append(f"  c={level:<3} " + ", ".join(cells) + f"; all {sum(by_service.values()):.2f}")
+        if run.rss_mb:
+            rss = ", ".join(f"{name} {mb:.1f}" for name, mb in run.rss_mb.items())
+            lines.append(f"  RSS after the run (MB): {rss}")
+        lines.append(f"  orders neither paid nor cancelled afterwards: {run.unfinished}")
     return "\n".join(lines)
 
 
-def plot(
-    path: str, flows: dict[str, tuple[dict[int, Level], dict[str, float], int]], ceiling: dict[int, Level]
-) -> bool:
+def plot(path: str, flows: dict[str, FlowRun], ceiling: dict[int, Level]) -> bool:
     try:
         import matplotlib
 
@@ -259,7 +292,8 @@ def plot(
     except ImportError:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for transport, (levels, _rss, _unfinished) in flows.items():
+    for transport, run in flows.items():
+        levels = run.levels
         xs = list(levels)
         left.plot(xs, [levels[x].rate for x in xs], marker="o", label=f"orders/s ({transport})")
         for fraction, style in ((0.5, "-"), (0.99, "--")):
@@ -317,8 +351,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.plot and plot(args.plot, flows, ceiling):
         print(f"\nplot written to {args.plot}")
     print(f"\nbenchmark took {time.monotonic() - started:.0f} s")
-    failed = any(result.errors for levels_, _rss, _u in flows.values() for result in levels_.values())
-    unfinished = sum(u for _levels, _rss, u in flows.values())
+    failed = any(result.errors for run in flows.values() for result in run.levels.values())
+    unfinished = sum(run.unfinished for run in flows.values())
     return 1 if failed or unfinished else 0
 
 

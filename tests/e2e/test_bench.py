@@ -26,7 +26,7 @@ def test_bench_command_measures_ceiling_and_flow_and_writes_a_plot(tmp_path: Pat
             "--users",
             "2",
             "--transports",
-            "urllib3,requests",
+            "socket,requests",
             "--plot",
             str(plot),
         ],
@@ -39,12 +39,20 @@ def test_bench_command_measures_ceiling_and_flow_and_writes_a_plot(tmp_path: Pat
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Trivial Falcon JSON route on waitress" in out
-    assert "internal client: urllib3" in out and "internal client: requests" in out
+    assert "internal client: socket" in out and "internal client: requests" in out
+    assert "floor of an order at concurrency 1: 7 x trivial p50" in out
     assert "orders neither paid nor cancelled afterwards: 0" in out
     rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1 ", "2 "))]
     flow_rows = [row for row in rows if len(row) == 9]
     assert len(flow_rows) == 4 and all(float(row[1]) > 0 and row[5] == "0" for row in flow_rows)
     assert "RSS after the run (MB): profiles" in out
+    # Every process of the stack used some CPU for the orders, and the total adds up.
+    cpu_rows = [line for line in out.splitlines() if line.strip().startswith("c=") and "; all " in line]
+    assert len(cpu_rows) == 4
+    for row in cpu_rows:
+        cells = dict(cell.rsplit(" ", 1) for cell in row.split(None, 1)[1].split("; ")[0].split(", "))
+        assert set(cells) == {"gateway", "auth", "profiles", "orders", "billing", "notifications"}
+        assert float(row.rsplit("; all ", 1)[1]) > 0
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
