@@ -12,6 +12,7 @@ bottleneck.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +157,9 @@ def prepare_users(gateway: str, count: int) -> list[dict[str, str]]:
     return users
 
 
-def measure_ceiling(settings: Settings, levels: list[int], duration: float) -> dict[int, Level]:
+@contextlib.contextmanager
+def ping_server(settings: Settings) -> Iterator[str]:
+    """The ceiling's server, warmed up, for the whole run."""
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     popen = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.bench", "ping-server"],
@@ -166,8 +170,7 @@ def measure_ceiling(settings: Settings, levels: list[int], duration: float) -> d
     )
     try:
         url = _await_listening(popen, "gateway", 30)
-        _loadgen(url, "ping", 1, min(1.0, duration), None)
-        return {level: _loadgen(url, "ping", level, duration, None) for level in levels}
+        yield url
     finally:
         popen.terminate()
         popen.wait(timeout=10)
@@ -182,34 +185,43 @@ class FlowRun:
     unfinished: int
 
 
-def measure_flow(
-    settings: Settings, gateway: str | None, levels: list[int], duration: float, users_count: int
-) -> FlowRun:
-    """Orders at each level, each service's CPU per order, the services' RSS afterwards,
-    and how many orders stayed neither paid nor cancelled (must be 0)."""
-    stack = None
-    if gateway is None:
-        stack = Stack(settings, log_dir=Path(settings.data_dir) / "logs").start()
-        gateway = stack.urls["gateway"]
-    try:
-        users = prepare_users(gateway, users_count)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as users_file:
-            json.dump(users, users_file)
-        _loadgen(gateway, "orders", 1, min(1.0, duration), users_file.name)
-        pids = {name: p.popen.pid for name, p in stack.processes.items()} if stack else {}
-        results, cpu_ms = {}, {}
-        for level in levels:
-            before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-            results[level] = result = _loadgen(gateway, "orders", level, duration, users_file.name)
-            cpu_ms[level] = {
-                name: (_cpu_seconds(pid) - before[name]) * 1000 / max(1, result.ok) for name, pid in pids.items()
-            }
-        os.unlink(users_file.name)
-        rss = {name: _rss_mb(pid) for name, pid in pids.items()}
-        return FlowRun(results, cpu_ms, rss, _unfinished_orders(gateway, users))
-    finally:
-        if stack is not None:
-            stack.stop()
+class Flow:
+    """One stack under load (started here, or a running gateway), measured level by
+    level: orders, each process's CPU per order, and afterwards the RSS and how many
+    orders stayed neither paid nor cancelled (must be 0)."""
+
+    def __init__(self, settings: Settings, gateway: str | None, users_count: int, duration: float) -> None:
+        self.stack = None
+        if gateway is None:
+            self.stack = Stack(settings, log_dir=Path(settings.data_dir) / "logs").start()
+            gateway = self.stack.urls["gateway"]
+        self.gateway = gateway
+        self.users = prepare_users(gateway, users_count)
+        self.users_file = str(Path(settings.data_dir) / "bench-users.json")
+        Path(self.users_file).write_text(json.dumps(self.users))
+        self.pids = {name: p.popen.pid for name, p in self.stack.processes.items()} if self.stack else {}
+        self.levels: dict[int, Level] = {}
+        self.cpu_ms: dict[int, dict[str, float]] = {}
+        _loadgen(gateway, "orders", 1, min(1.0, duration), self.users_file)
+
+    def measure(self, level: int, duration: float) -> None:
+        before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.levels[level] = result = _loadgen(self.gateway, "orders", level, duration, self.users_file)
+        self.cpu_ms[level] = {
+            name: (_cpu_seconds(pid) - before[name]) * 1000 / max(1, result.ok) for name, pid in self.pids.items()
+        }
+
+    def finish(self) -> FlowRun:
+        try:
+            rss = {name: _rss_mb(pid) for name, pid in self.pids.items()}
+            return FlowRun(self.levels, self.cpu_ms, rss, _unfinished_orders(self.gateway, self.users))
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+            self.stack = None
 
 
 def _unfinished_orders(gateway: str, users: list[dict[str, str]]) -> int:
@@ -336,17 +348,27 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     started = time.monotonic()
-    flows = {}
-    with tempfile.TemporaryDirectory(prefix="syncorders-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="syncorders-bench-") as scratch, contextlib.ExitStack() as running:
         base = attrs.evolve(settings, data_dir=scratch, ports=dict.fromkeys(SERVICES, 0), databases={})
-        ceiling = measure_ceiling(base, levels, args.duration)
+        ping = running.enter_context(ping_server(base))
+        _loadgen(ping, "ping", 1, min(1.0, args.duration), None)
+        under_test: dict[str, Flow] = {}
         for transport in transports:
             run_settings = (
                 base
                 if args.gateway
                 else attrs.evolve(base, http_transport=transport, data_dir=str(Path(scratch) / transport))
             )
-            flows[transport] = measure_flow(run_settings, args.gateway, levels, args.duration, args.users)
+            under_test[transport] = flow = Flow(run_settings, args.gateway, args.users, args.duration)
+            running.callback(flow.stop)
+        # Each level's ceiling is measured just before the flow at that level, so a
+        # machine that slows down or speeds up during the run moves both alike.
+        ceiling = {}
+        for level in levels:
+            ceiling[level] = _loadgen(ping, "ping", level, args.duration, None)
+            for flow in under_test.values():
+                flow.measure(level, args.duration)
+        flows = {transport: flow.finish() for transport, flow in under_test.items()}
     print(report(ceiling, flows))
     if args.plot and plot(args.plot, flows, ceiling):
         print(f"\nplot written to {args.plot}")
