@@ -45,6 +45,8 @@ class Level:
     cpu_s: float
     latencies: list[float]
     steps: dict[str, float]
+    # Orders whose answer carried Server-Timing: the weight of ``steps``.
+    timed: int = 0
 
     @property
     def rate(self) -> float:
@@ -72,6 +74,23 @@ def _level(raw: dict[str, Any]) -> Level:
         raw["cpu_s"],
         raw["latencies_ms"],
         steps,
+        raw["timed"],
+    )
+
+
+def combined(parts: list[Level]) -> Level:
+    """The rounds of one level as one measurement."""
+    timed = sum(part.timed for part in parts)
+    names = {name for part in parts for name in part.steps}
+    return Level(
+        parts[0].concurrency,
+        sum(part.ok for part in parts),
+        sum(part.errors for part in parts),
+        sum(part.wall_s for part in parts),
+        sum(part.cpu_s for part in parts),
+        sorted(latency for part in parts for latency in part.latencies),
+        {name: sum(part.steps.get(name, 0.0) * part.timed for part in parts) / max(1, timed) for name in names},
+        timed,
     )
 
 
@@ -200,21 +219,27 @@ class Flow:
         self.users_file = str(Path(settings.data_dir) / "bench-users.json")
         Path(self.users_file).write_text(json.dumps(self.users))
         self.pids = {name: p.popen.pid for name, p in self.stack.processes.items()} if self.stack else {}
-        self.levels: dict[int, Level] = {}
-        self.cpu_ms: dict[int, dict[str, float]] = {}
+        self.rounds: dict[int, list[Level]] = {}
+        self.cpu_s: dict[int, dict[str, float]] = {}
         _loadgen(gateway, "orders", 1, min(1.0, duration), self.users_file)
 
     def measure(self, level: int, duration: float) -> None:
+        """One round at ``level``; rounds of a level add up."""
         before = {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
-        self.levels[level] = result = _loadgen(self.gateway, "orders", level, duration, self.users_file)
-        self.cpu_ms[level] = {
-            name: (_cpu_seconds(pid) - before[name]) * 1000 / max(1, result.ok) for name, pid in self.pids.items()
-        }
+        self.rounds.setdefault(level, []).append(_loadgen(self.gateway, "orders", level, duration, self.users_file))
+        used = self.cpu_s.setdefault(level, dict.fromkeys(self.pids, 0.0))
+        for name, pid in self.pids.items():
+            used[name] += _cpu_seconds(pid) - before[name]
 
     def finish(self) -> FlowRun:
         try:
+            levels = {level: combined(parts) for level, parts in self.rounds.items()}
+            cpu_ms = {
+                level: {name: seconds * 1000 / max(1, levels[level].ok) for name, seconds in used.items()}
+                for level, used in self.cpu_s.items()
+            }
             rss = {name: _rss_mb(pid) for name, pid in self.pids.items()}
-            return FlowRun(self.levels, self.cpu_ms, rss, _unfinished_orders(self.gateway, self.users))
+            return FlowRun(levels, cpu_ms, rss, _unfinished_orders(self.gateway, self.users))
         finally:
             self.stop()
 
@@ -334,7 +359,12 @@ def plot(path: str, flows: dict[str, FlowRun], ceiling: dict[int, Level]) -> boo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gateway", default=None, help="measure a running gateway instead of starting a stack")
     parser.add_argument("--levels", default="1,8,32", help="concurrency levels (default 1,8,32)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per level (default 10)")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per level, for the ceiling and each flow (default 10)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="turns the ceiling and the flows take at each level (default 5)"
+    )
     parser.add_argument("--users", type=int, default=32, help="customers sending orders (default 32)")
     parser.add_argument("--transports", default="socket,urllib3,requests", help="internal clients to compare")
     parser.add_argument("--plot", default="bench-results/bench.png", help="PNG to write ('' for none)")
@@ -342,9 +372,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     levels = [int(level) for level in args.levels.split(",")]
+    if args.rounds < 1 or args.duration <= 0:
+        raise SystemExit("bench: --rounds must be at least 1 and --duration positive")
     transports = args.transports.split(",") if args.gateway is None else ["as configured"]
     print(
-        f"benchmark: levels {levels}, {args.duration:.0f} s each, {args.users} customers, {os.cpu_count()} CPUs",
+        f"benchmark: levels {levels}, {args.duration:g} s each in {args.rounds} rounds, {args.users} customers, "
+        f"{os.cpu_count()} CPUs",
         flush=True,
     )
     started = time.monotonic()
@@ -361,13 +394,17 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             )
             under_test[transport] = flow = Flow(run_settings, args.gateway, args.users, args.duration)
             running.callback(flow.stop)
-        # Each level's ceiling is measured just before the flow at that level, so a
-        # machine that slows down or speeds up during the run moves both alike.
+        # The ceiling and the flows take turns in short rounds at each level, so a
+        # machine that slows down or speeds up during the run moves them alike.
         ceiling = {}
+        slice_s = args.duration / args.rounds
         for level in levels:
-            ceiling[level] = _loadgen(ping, "ping", level, args.duration, None)
-            for flow in under_test.values():
-                flow.measure(level, args.duration)
+            trivial = []
+            for _round in range(args.rounds):
+                trivial.append(_loadgen(ping, "ping", level, slice_s, None))
+                for flow in under_test.values():
+                    flow.measure(level, slice_s)
+            ceiling[level] = combined(trivial)
         flows = {transport: flow.finish() for transport, flow in under_test.items()}
     print(report(ceiling, flows))
     if args.plot and plot(args.plot, flows, ceiling):

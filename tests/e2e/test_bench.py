@@ -23,6 +23,8 @@ def test_bench_command_measures_ceiling_and_flow_and_writes_a_plot(tmp_path: Pat
             "1",
             "--levels",
             "1,2",
+            "--rounds",
+            "2",
             "--users",
             "2",
             "--transports",
