@@ -7,6 +7,7 @@ import contextvars
 import logging
 import re
 import sys
+import time
 import uuid
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -32,6 +33,24 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _Formatter(logging.Formatter):
+    """The standard line, with the date and time formatted once a second rather than
+    once a line: every request logs a line, and ``strftime`` was half of its cost."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # Handlers format under their lock, so the cache needs none of its own.
+        second = int(record.created)
+        if second != self._second:
+            self._text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = second
+        return f"{self._text},{int(record.msecs):03d}"
+
+
 def configure(service: str, level: str = "INFO") -> None:
     # Every request logs a line: skip gathering what the format never shows (the
     # logging HOWTO's "Optimization" section lists these switches).
@@ -42,9 +61,7 @@ def configure(service: str, level: str = "INFO") -> None:
     logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter(service))
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(service)s rid=%(request_id)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(service)s rid=%(request_id)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
