@@ -329,20 +329,29 @@ def plot(path: str, flows: dict[str, FlowRun], ceiling: dict[int, Level]) -> boo
     except ImportError:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for transport, run in flows.items():
-        levels = run.levels
+    # One colour per transport on both sides; p50 solid, p99 dashed.
+    for index, (transport, run) in enumerate(flows.items()):
+        levels, colour = run.levels, f"C{index}"
         xs = list(levels)
-        left.plot(xs, [levels[x].rate for x in xs], marker="o", label=f"orders/s ({transport})")
+        left.plot(xs, [levels[x].rate for x in xs], color=colour, marker="o", label=f"orders/s ({transport})")
         for fraction, style in ((0.5, "-"), (0.99, "--")):
             right.plot(
                 xs,
                 [levels[x].percentile(fraction) for x in xs],
                 style,
+                color=colour,
                 marker="o",
                 label=f"p{int(fraction * 100)} ({transport})",
             )
     xs = list(ceiling)
-    left.plot(xs, [ceiling[x].rate / HTTP_REQUESTS_PER_ORDER for x in xs], ":", marker="s", label="ceiling (trivial/7)")
+    left.plot(
+        xs,
+        [ceiling[x].rate / HTTP_REQUESTS_PER_ORDER for x in xs],
+        ":",
+        color="black",
+        marker="s",
+        label="ceiling (trivial/7)",
+    )
     left.set(xlabel="concurrency", ylabel="orders per second", xscale="log", title="Throughput")
     right.set(xlabel="concurrency", ylabel="latency, ms", xscale="log", title="Latency of POST /orders")
     for axis in (left, right):
