@@ -64,6 +64,9 @@ class _TransportUnavailable(Exception):
 
 
 class Transport(Protocol):
+    # The URL schemes it can speak.
+    schemes: tuple[str, ...]
+
     def send(
         self, method: str, url: str, body: bytes | None, headers: dict[str, str], max_bytes: int
     ) -> RawResponse: ...
@@ -76,6 +79,8 @@ class Timeouts:
 
 
 class Urllib3Transport:
+    schemes = ("http", "https")
+
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
         self.timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         self.pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, retries=False)
@@ -110,6 +115,8 @@ class Urllib3Transport:
 
 
 class RequestsTransport:
+    schemes = ("http", "https")
+
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
         # Imported only when chosen: it costs a few MB in every process otherwise.
         import requests
@@ -184,7 +191,10 @@ class SocketTransport:
     and that was the largest single part of the gateway's CPU per order. This speaks the
     part of HTTP/1.1 those calls need: one request at a time, answers framed by
     ``Content-Length``, by chunks or by the connection's end, keep-alive and ``close``.
+    Plain HTTP only: there is no TLS inside the stack.
     """
+
+    schemes = ("http",)
 
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
         self.timeouts = timeouts
@@ -362,7 +372,19 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.options = options
-        self.transport: Transport = TRANSPORTS[options.transport](options.timeouts, options.pool_size)
+        factory = TRANSPORTS.get(options.transport)
+        if factory is None:
+            raise SystemExit(
+                f"configuration: SYNCORDERS_HTTP_TRANSPORT={options.transport!r} is none of {', '.join(TRANSPORTS)}"
+            )
+        self.transport: Transport = factory(options.timeouts, options.pool_size)
+        scheme = urlsplit(self.base_url).scheme
+        if scheme not in self.transport.schemes:
+            raise SystemExit(
+                f"configuration: {service}'s URL {self.base_url!r} needs a transport that speaks {scheme or '?'}: "
+                f"the {options.transport} one speaks {' and '.join(self.transport.schemes)} only "
+                "(SYNCORDERS_HTTP_TRANSPORT=urllib3 speaks https too)"
+            )
 
     def call(
         self,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import attrs
 import pytest
 
 from services.common.http import (
@@ -213,3 +214,22 @@ def test_a_request_that_would_split_is_never_sent(server, path: str, request_id:
         request_id_var.reset(token)
     assert failure.value.reason == UNAVAILABLE
     assert "control characters" in failure.value.detail
+
+
+def test_an_https_url_needs_a_transport_that_speaks_it() -> None:
+    options = ClientOptions(
+        Timeouts(0.5, 0.5), retries=0, backoff=0, max_response=1024, transport="socket", pool_size=1
+    )
+    with pytest.raises(SystemExit, match="needs a transport that speaks https"):
+        ServiceClient("billing", "https://billing.internal", ServiceTokens("s" * 64, "gateway"), options)
+    for transport in ("urllib3", "requests"):
+        speaks_tls = attrs.evolve(options, transport=transport)
+        assert ServiceClient("billing", "https://billing.internal", ServiceTokens("s" * 64, "gateway"), speaks_tls)
+
+
+def test_an_unknown_transport_is_a_configuration_error() -> None:
+    options = ClientOptions(
+        Timeouts(0.5, 0.5), retries=0, backoff=0, max_response=1024, transport="carrier-pigeon", pool_size=1
+    )
+    with pytest.raises(SystemExit, match="'carrier-pigeon' is none of"):
+        ServiceClient("billing", "http://127.0.0.1:1", ServiceTokens("s" * 64, "gateway"), options)
