@@ -161,9 +161,9 @@ def _release(orders_client: OrdersClient, run: flow.Run) -> None:
 
 def server_timing(run: flow.Run) -> list[str]:
     """One ``Server-Timing`` entry per step that took time, in step order."""
-    durations = flow.step_durations(run)
     return [
-        f's{number};desc="{flow.STEP_BY_NUMBER[number].name}";dur={ms:.2f}' for number, ms in sorted(durations.items())
+        f's{number};desc="{flow.STEP_BY_NUMBER[number].name}";dur={ms:.2f}'
+        for number, ms in sorted(run.durations.items())
     ]
 
 
