@@ -191,8 +191,16 @@ def _record_debit(
         order_id=request.order_id,
         created_at=iso(now),
     )
-    models.INSERT_OPERATION.execute(
-        db, operation.id, request.user_id, "payment", request.amount, request.currency, balance, request.order_id, now
+    models.INSERT_OPERATION.row(
+        db,
+        id=operation.id,
+        user_id=request.user_id,
+        kind="payment",
+        amount=request.amount,
+        currency=request.currency,
+        balance_after=balance,
+        order_id=request.order_id,
+        created_at=now,
     )
     return operation
 
@@ -216,17 +224,17 @@ def _record(
         operation=operation,
         created_at=iso(now),
     )
-    models.INSERT_PAYMENT.execute(
+    models.INSERT_PAYMENT.row(
         db,
-        payment.id,
-        request.order_id,
-        request.user_id,
-        request.amount,
-        request.currency,
-        outcome,
-        reason,
-        operation.id if operation else None,
-        now,
+        id=payment.id,
+        order_id=request.order_id,
+        user_id=request.user_id,
+        amount=request.amount,
+        currency=request.currency,
+        outcome=outcome,
+        reason=reason,
+        operation=operation.id if operation else None,
+        created_at=now,
     )
     return payment
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import Statement, insert_statement
+from services.common.db import Insert, Statement
 
 
 class Wallet(peewee.Model):
@@ -55,9 +55,9 @@ DEBIT = Statement(
     'UPDATE "wallet" SET "balance" = "balance" - ? WHERE "user_id" = ? AND "currency" = ? AND "balance" >= ?'
 )
 BALANCE = Statement('SELECT "balance" FROM "wallet" WHERE "user_id" = ?')
-INSERT_OPERATION = insert_statement(
+INSERT_OPERATION = Insert(
     Operation, "id", "user_id", "kind", "amount", "currency", "balance_after", "order_id", "created_at"
 )
-INSERT_PAYMENT = insert_statement(
+INSERT_PAYMENT = Insert(
     Payment, "id", "order_id", "user_id", "amount", "currency", "outcome", "reason", "operation", "created_at"
 )

@@ -125,11 +125,18 @@ def _table(model: type[peewee.Model]) -> str:
     return f'"{model._meta.table_name}"'
 
 
-def insert_statement(model: type[peewee.Model], *fields: str) -> Statement:
-    """``INSERT`` of the named fields, their values given in the same order."""
-    meta = model._meta
-    columns = ", ".join(f'"{meta.fields[name].column_name}"' for name in fields)
-    return Statement(f"INSERT INTO {_table(model)} ({columns}) VALUES ({', '.join('?' * len(fields))})")
+class Insert(Statement):
+    """``INSERT`` of a fixed set of a model's fields, their values given by name."""
+
+    def __init__(self, model: type[peewee.Model], *fields: str) -> None:
+        columns = ", ".join(f'"{model._meta.fields[name].column_name}"' for name in fields)
+        super().__init__(f"INSERT INTO {_table(model)} ({columns}) VALUES ({', '.join('?' * len(fields))})")
+        self.fields = fields
+
+    def row(self, db: peewee.Database, **values: Any) -> None:
+        if values.keys() != set(self.fields):
+            raise TypeError(f"insert needs exactly {', '.join(self.fields)}")
+        self.execute(db, *(values[name] for name in self.fields))
 
 
 def select_statement(model: type[peewee.Model], where: str) -> Statement:

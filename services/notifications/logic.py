@@ -79,34 +79,22 @@ def send_letter(
             raise NoProfile("Profiles has no contact data for this customer.")
         profile: profiles.Profile = reply.data
         kind, subject, body = compose(request, profile)
-        row = Letter(
-            id=new_id(),
-            order_id=request.order_id,
-            order_status=request.status,
-            user_id=request.user_id,
-            kind=kind,
-            recipient=profile.email,
-            subject=subject,
-            body=body,
-            delivery=FAILED if mailer else STORED,
-            created_at=utcnow(),
-        )
+        values = {
+            "id": new_id(),
+            "order_id": request.order_id,
+            "order_status": request.status,
+            "user_id": request.user_id,
+            "kind": kind,
+            "recipient": profile.email,
+            "subject": subject,
+            "body": body,
+            "delivery": FAILED if mailer else STORED,
+            "created_at": utcnow(),
+        }
         try:
             with db.atomic():
-                models.INSERT_LETTER.execute(
-                    db,
-                    row.id,
-                    row.order_id,
-                    row.order_status,
-                    row.user_id,
-                    row.kind,
-                    row.recipient,
-                    row.subject,
-                    row.body,
-                    row.delivery,
-                    row.created_at,
-                )
-            created = True
+                models.INSERT_LETTER.row(db, **values)
+            row, created = Letter(**values), True
         except peewee.IntegrityError:
             row = Letter.get((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
             created = False

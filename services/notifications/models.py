@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import insert_statement, select_statement
+from services.common.db import Insert, select_statement
 
 
 class Letter(peewee.Model):
@@ -31,7 +31,7 @@ MODELS = (Letter,)
 
 # The statements every order's letter runs (see services.common.db.Statement).
 BY_ORDER = select_statement(Letter, '"order_id" = ? AND "order_status" = ?')
-INSERT_LETTER = insert_statement(
+INSERT_LETTER = Insert(
     Letter,
     "id",
     "order_id",

@@ -65,8 +65,8 @@ def _new_order(order_id: str, request: wire.NewOrder, total: int, now: datetime.
     )
 
 
-def _fingerprint(request: wire.NewOrder) -> str:
-    canonical = json.dumps({"items": unstructure(request.items), "currency": request.currency}, sort_keys=True)
+def _fingerprint(items: list[dict[str, object]], currency: str) -> str:
+    canonical = json.dumps({"items": items, "currency": currency}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -77,7 +77,8 @@ def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) ->
     total = sum(item.quantity * item.price for item in request.items)
     if total > MAX_AMOUNT:
         raise TotalTooLarge(f"The order total {total} exceeds {MAX_AMOUNT} minor units.")
-    fingerprint = _fingerprint(request)
+    items = unstructure(request.items)
+    fingerprint = _fingerprint(items, request.currency)
     for _attempt in range(2):
         now = utcnow()
         lease_end = now + datetime.timedelta(seconds=lease_seconds)
@@ -86,23 +87,22 @@ def create(db: peewee.Database, request: wire.NewOrder, lease_seconds: float) ->
                 # Most keys are new: insert first, and look for the earlier order only
                 # when the unique key refuses (the savepoint keeps the transaction usable).
                 order_id = new_id()
-                items = json.dumps(unstructure(request.items))
                 try:
                     with savepoint(db):
-                        models.INSERT_ORDER.execute(
+                        models.INSERT_ORDER.row(
                             db,
-                            order_id,
-                            request.user_id,
-                            items,
-                            total,
-                            request.currency,
-                            PENDING,
-                            request.idempotency_key,
-                            fingerprint,
-                            request.run_id,
-                            lease_end,
-                            now,
-                            now,
+                            id=order_id,
+                            user_id=request.user_id,
+                            items=json.dumps(items),
+                            total=total,
+                            currency=request.currency,
+                            status=PENDING,
+                            idempotency_key=request.idempotency_key,
+                            fingerprint=fingerprint,
+                            run_id=request.run_id,
+                            run_expires=lease_end,
+                            created_at=now,
+                            updated_at=now,
                         )
                     return _new_order(order_id, request, total, now), True
                 except peewee.IntegrityError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import Statement, insert_statement, select_statement
+from services.common.db import Insert, Statement, select_statement
 
 
 class Order(peewee.Model):
@@ -33,7 +33,7 @@ class Order(peewee.Model):
 MODELS = (Order,)
 
 # The statements every order runs (see services.common.db.Statement).
-INSERT_ORDER = insert_statement(
+INSERT_ORDER = Insert(
     Order,
     "id",
     "user_id",
