@@ -181,28 +181,17 @@ def pay(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Payment
 def _record_debit(
     db: peewee.Database, request: wire.PaymentRequest, balance: int, now: datetime.datetime
 ) -> wire.WalletOperation:
-    operation = wire.WalletOperation(
-        id=new_id(),
-        user_id=request.user_id,
-        kind="payment",
-        amount=request.amount,
-        currency=request.currency,
-        balance_after=balance,
-        order_id=request.order_id,
-        created_at=iso(now),
-    )
-    models.INSERT_OPERATION.row(
-        db,
-        id=operation.id,
-        user_id=request.user_id,
-        kind="payment",
-        amount=request.amount,
-        currency=request.currency,
-        balance_after=balance,
-        order_id=request.order_id,
-        created_at=now,
-    )
-    return operation
+    values = {
+        "id": new_id(),
+        "user_id": request.user_id,
+        "kind": "payment",
+        "amount": request.amount,
+        "currency": request.currency,
+        "balance_after": balance,
+        "order_id": request.order_id,
+    }
+    models.INSERT_OPERATION.row(db, **values, created_at=now)
+    return wire.WalletOperation(**values, created_at=iso(now))
 
 
 def _record(
@@ -213,30 +202,17 @@ def _record(
     operation: wire.WalletOperation | None,
     now: datetime.datetime,
 ) -> wire.Payment:
-    payment = wire.Payment(
-        id=new_id(),
-        order_id=request.order_id,
-        user_id=request.user_id,
-        amount=request.amount,
-        currency=request.currency,
-        outcome=outcome,
-        reason=reason,
-        operation=operation,
-        created_at=iso(now),
-    )
-    models.INSERT_PAYMENT.row(
-        db,
-        id=payment.id,
-        order_id=request.order_id,
-        user_id=request.user_id,
-        amount=request.amount,
-        currency=request.currency,
-        outcome=outcome,
-        reason=reason,
-        operation=operation.id if operation else None,
-        created_at=now,
-    )
-    return payment
+    values = {
+        "id": new_id(),
+        "order_id": request.order_id,
+        "user_id": request.user_id,
+        "amount": request.amount,
+        "currency": request.currency,
+        "outcome": outcome,
+        "reason": reason,
+    }
+    models.INSERT_PAYMENT.row(db, **values, operation=operation.id if operation else None, created_at=now)
+    return wire.Payment(**values, operation=operation, created_at=iso(now))
 
 
 def _same_payment(row: Payment, request: wire.PaymentRequest) -> wire.Payment:
