@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from contracts import types
+from contracts import vocabulary as words
 from contracts.errors import ErrorBody
 from contracts.operations import AUTH, GATEWAY, PAGE_QUERY, Operation
 
@@ -26,7 +27,7 @@ class Wallet:
 class WalletOperation:
     id: str = attrs.field(validator=types.identifier)
     user_id: str
-    kind: str = attrs.field(validator=types.one_of("deposit", "payment"))
+    kind: str = attrs.field(validator=types.one_of(*words.OPERATION_KINDS))
     amount: int
     currency: str
     balance_after: int
@@ -64,17 +65,21 @@ class PaymentRequest:
 @attrs.frozen
 class Payment:
     """Billing's one decision for an order: ``debited`` with its operation, or
-    ``declined`` with the reason. The first decision for an order is final."""
+    ``declined`` with the reason: ``reason_code`` for programs, ``reason`` for people.
+    The first decision for an order is final."""
 
     id: str = attrs.field(validator=types.identifier)
     order_id: str
     user_id: str
     amount: int
     currency: str
-    outcome: str = attrs.field(validator=types.one_of("debited", "declined"))
+    outcome: str = attrs.field(validator=types.one_of(*words.PAYMENT_OUTCOMES))
     reason: str | None
     operation: WalletOperation | None
     created_at: str
+    reason_code: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(types.one_of(*words.DECLINE_CODES))
+    )
 
 
 OPERATIONS = (
@@ -117,7 +122,7 @@ OPERATIONS = (
         "POST",
         "/payments",
         "pay",
-        "Step 6: debit the order's amount if the balance covers it; 406 if it does not",
+        "Step 6: debit the order's amount if the balance covers it; 406 if it does not, 404 without a wallet",
         callers=frozenset({GATEWAY}),
         request=PaymentRequest,
         responses={200: Payment, 201: Payment, 404: ErrorBody, 406: ErrorBody, 409: ErrorBody, 422: ErrorBody},

@@ -184,6 +184,7 @@ DECLINED_PAYMENT = billing.Payment(
     reason=INSUFFICIENT_FUNDS,
     operation=None,
     created_at=CANCELLED_UPDATED,
+    reason_code="insufficient_funds",
 )
 
 # Notifications
@@ -359,7 +360,7 @@ OPERATION_ERRORS: dict[tuple[str, str], dict[int, dict[str, ErrorBody]]] = {
                 f"Payment for order {CANCELLED_ORDER_ID} was declined.",
             ),
         },
-        404: {"no_wallet": _error("not_found", "Not found", "No wallet for this user.")},
+        404: {"no_wallet": _error("no_wallet", "No wallet for this customer", "No wallet for this user.")},
         409: {
             "other_terms": _error(
                 "payment_conflict",

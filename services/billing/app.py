@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from contracts import billing as wire
+from contracts import vocabulary as words
 from services.billing import logic, resources
 from services.billing.models import MODELS
 from services.common import db as database
@@ -18,6 +19,7 @@ ERRORS = {
     logic.CurrencyMismatch: Mapped(409, "currency_mismatch", "Wallet exists in another currency"),
     logic.KeyReused: Mapped(422, "idempotency_key_reused", "Idempotency key reused"),
     logic.PaymentConflict: Mapped(409, "payment_conflict", "Another payment exists for this order"),
+    logic.NoWallet: Mapped(404, words.NO_WALLET, "No wallet for this customer"),
 }
 
 

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import datetime
 
+import attrs
 import peewee
 
 from contracts import billing as wire
+from contracts import vocabulary as words
 from contracts.types import new_id
 from services.billing import models
 from services.billing.models import Operation, Payment, Wallet
 from services.common.db import iso, utcnow, write_transaction
 from services.common.errors import NotFound
 
-DEBITED = "debited"
-DECLINED = "declined"
-INSUFFICIENT_FUNDS = "Insufficient funds"
-ABANDONED = "Abandoned: the order never reached payment"
+
+@attrs.frozen
+class Refusal:
+    """Why a payment was declined: the code programs decide on, the text people read."""
+
+    code: str
+    text: str
+
+
+INSUFFICIENT_FUNDS = Refusal(words.INSUFFICIENT_FUNDS, "Insufficient funds")
+ABANDONED = Refusal(words.PAYMENT_ABANDONED, "Abandoned: the order never reached payment")
+
+
+def currency_mismatch(wallet_currency: str) -> Refusal:
+    return Refusal(words.CURRENCY_MISMATCH, f"Currency mismatch: the wallet holds {wallet_currency}")
 
 
 class CurrencyMismatch(Exception):
@@ -30,6 +43,10 @@ class KeyReused(Exception):
 
 class PaymentConflict(Exception):
     """A payment for this order exists with other terms."""
+
+
+class NoWallet(Exception):
+    """The customer has no wallet, so no payment can be decided."""
 
 
 class Declined(Exception):
@@ -67,6 +84,7 @@ def payment_to_wire(row: Payment, operation: Operation | None = None) -> wire.Pa
         amount=row.amount,
         currency=row.currency,
         outcome=row.outcome,
+        reason_code=row.reason_code,
         reason=row.reason,
         operation=operation_to_wire(operation) if operation else None,
         created_at=iso(row.created_at),
@@ -89,7 +107,7 @@ def open_wallet(db: peewee.Database, user_id: str, currency: str) -> tuple[wire.
 def _wallet(user_id: str) -> Wallet:
     row = Wallet.get_or_none(Wallet.user_id == user_id)
     if row is None:
-        raise NotFound("No wallet for this user.")
+        raise NoWallet("No wallet for this user.")
     return row
 
 
@@ -135,10 +153,10 @@ def deposit(db: peewee.Database, user_id: str, request: wire.Deposit) -> tuple[w
                 if key is not None:
                     earlier = Operation.get_or_none((Operation.user_id == user_id) & (Operation.idempotency_key == key))
                     if earlier is not None:
-                        if earlier.amount != request.amount or earlier.kind != "deposit":
+                        if earlier.amount != request.amount or earlier.kind != words.DEPOSIT:
                             raise KeyReused("This Idempotency-Key was used for a different deposit.")
                         return wire.DepositResult(operation_to_wire(earlier), get_wallet(user_id)), False
-                operation = _move(user_id, request.amount, "deposit", wallet.currency, None, key)
+                operation = _move(user_id, request.amount, words.DEPOSIT, wallet.currency, None, key)
                 return wire.DepositResult(operation_to_wire(operation), get_wallet(user_id)), True
         except peewee.IntegrityError:
             # A parallel deposit with the same key won; the next pass returns it.
@@ -160,16 +178,16 @@ def pay(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Payment
                 if models.DEBIT.execute(db, request.amount, request.user_id, request.currency, request.amount).rowcount:
                     balance = models.BALANCE.scalar(db, request.user_id)
                     operation = _record_debit(db, request, balance, now)
-                    payment = _record(db, request, DEBITED, None, operation, now)
+                    payment = _record(db, request, None, operation, now)
                 else:
                     wallet = _wallet(request.user_id)
-                    reason = (
+                    refusal = (
                         INSUFFICIENT_FUNDS
                         if wallet.currency == request.currency
-                        else f"Currency mismatch: the wallet holds {wallet.currency}"
+                        else currency_mismatch(wallet.currency)
                     )
-                    payment = _record(db, request, DECLINED, reason, None, now)
-            if payment.outcome == DECLINED:
+                    payment = _record(db, request, refusal, None, now)
+            if payment.outcome == words.DECLINED:
                 raise Declined(payment)
             return payment, True
         except peewee.IntegrityError:
@@ -184,7 +202,7 @@ def _record_debit(
     values = {
         "id": new_id(),
         "user_id": request.user_id,
-        "kind": "payment",
+        "kind": words.PAYMENT,
         "amount": request.amount,
         "currency": request.currency,
         "balance_after": balance,
@@ -197,19 +215,20 @@ def _record_debit(
 def _record(
     db: peewee.Database,
     request: wire.PaymentRequest,
-    outcome: str,
-    reason: str | None,
+    refusal: Refusal | None,
     operation: wire.WalletOperation | None,
     now: datetime.datetime,
 ) -> wire.Payment:
+    """The decision: debited with its operation, or declined (``refusal``)."""
     values = {
         "id": new_id(),
         "order_id": request.order_id,
         "user_id": request.user_id,
         "amount": request.amount,
         "currency": request.currency,
-        "outcome": outcome,
-        "reason": reason,
+        "outcome": words.DEBITED if refusal is None else words.DECLINED,
+        "reason_code": refusal.code if refusal else None,
+        "reason": refusal.text if refusal else None,
     }
     models.INSERT_PAYMENT.row(db, **values, operation=operation.id if operation else None, created_at=now)
     return wire.Payment(**values, operation=operation, created_at=iso(now))
@@ -223,7 +242,7 @@ def _same_payment(row: Payment, request: wire.PaymentRequest) -> wire.Payment:
 
 def _decided(row: Payment) -> wire.Payment:
     payment = payment_to_wire(row)
-    if payment.outcome == DECLINED:
+    if payment.outcome == words.DECLINED:
         raise Declined(payment)
     return payment
 
@@ -244,6 +263,6 @@ def abandon(db: peewee.Database, request: wire.PaymentRequest) -> tuple[wire.Pay
             earlier = Payment.get_or_none(Payment.order_id == request.order_id)
             if earlier is not None:
                 return payment_to_wire(earlier), False
-            return _record(db, request, DECLINED, ABANDONED, None, utcnow()), True
+            return _record(db, request, ABANDONED, None, utcnow()), True
     except peewee.IntegrityError:
         return payment_to_wire(Payment.get(Payment.order_id == request.order_id)), False

@@ -40,6 +40,8 @@ class Payment(peewee.Model):
     amount = peewee.BigIntegerField()
     currency = peewee.CharField(max_length=3)
     outcome = peewee.CharField(max_length=16)
+    # A decline's code for programs, and its text for people.
+    reason_code = peewee.CharField(max_length=32, null=True)
     reason = peewee.CharField(max_length=200, null=True)
     operation = peewee.ForeignKeyField(Operation, field=Operation.id, null=True, backref="payment")
     created_at = peewee.DateTimeField()
@@ -59,5 +61,15 @@ INSERT_OPERATION = Insert(
     Operation, "id", "user_id", "kind", "amount", "currency", "balance_after", "order_id", "created_at"
 )
 INSERT_PAYMENT = Insert(
-    Payment, "id", "order_id", "user_id", "amount", "currency", "outcome", "reason", "operation", "created_at"
+    Payment,
+    "id",
+    "order_id",
+    "user_id",
+    "amount",
+    "currency",
+    "outcome",
+    "reason_code",
+    "reason",
+    "operation",
+    "created_at",
 )

@@ -41,13 +41,10 @@ class DepositsResource:
 
 
 def declined(exc: logic.Declined) -> ApiError:
-    """Step 6's refusal: 406 with the reason, the same on every retry."""
-    reason = exc.payment.reason or "Declined"
-    # A decline recorded by recovery (abandon) is neither a lack of funds nor of currency.
-    code = {logic.INSUFFICIENT_FUNDS: "insufficient_funds", logic.ABANDONED: "payment_abandoned"}.get(
-        reason, "currency_mismatch"
-    )
-    return ApiError(406, code, reason, f"Payment for order {exc.payment.order_id} was declined.")
+    """Step 6's refusal: 406 with the decline's code and text, the same on every retry."""
+    payment = exc.payment
+    assert payment.reason_code is not None and payment.reason is not None
+    return ApiError(406, payment.reason_code, payment.reason, f"Payment for order {payment.order_id} was declined.")
 
 
 class PaymentsResource:

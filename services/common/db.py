@@ -84,11 +84,31 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> 
         try:
             with db.connection_context():
                 db.create_tables(models, safe=True)
+                add_new_columns(db, models)
             return
         except peewee.IntegrityError:
             time.sleep(0.2 * (attempt + 1))
     with db.connection_context():
         db.create_tables(models, safe=True)
+        add_new_columns(db, models)
+
+
+def add_new_columns(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
+    """Add the nullable columns a model gained since its table was made, so a database
+    an earlier version made keeps working. A new column that needs a value is a
+    migration to write, and the service refuses to start without it."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    migrator = SchemaMigrator.from_database(db)
+    for model in models:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        missing = [field for field in model._meta.sorted_fields if field.column_name not in present]
+        if any(not field.null for field in missing):
+            names = ", ".join(field.column_name for field in missing if not field.null)
+            raise SystemExit(f"database: table {table!r} lacks the required columns {names}; migrate it first")
+        if missing:
+            migrate(*(migrator.add_column(table, field.column_name, field) for field in missing))
 
 
 class Statement:

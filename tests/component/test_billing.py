@@ -130,3 +130,48 @@ def test_an_order_in_another_currency_is_declined_without_a_debit(billing, walle
     refused = pay(billing, wallet, 100, currency="USD")
     assert refused.status_code == 406 and refused.json["code"] == "currency_mismatch"
     assert billing("GET", f"/wallets/{wallet}").json["balance"] == 1000
+
+
+def test_a_decline_carries_its_code_beside_its_text(billing, wallet) -> None:
+    order = str(uuid.uuid4())
+    short = pay(billing, wallet, 500, order)
+    assert short.status_code == 406
+    assert (short.json["code"], short.json["title"]) == ("insufficient_funds", "Insufficient funds")
+    decided = billing("GET", f"/payments/{order}")
+    assert (decided.json["outcome"], decided.json["reason_code"]) == ("declined", "insufficient_funds")
+
+    foreign = pay(billing, wallet, 500, currency="USD")
+    assert foreign.status_code == 406 and foreign.json["code"] == "currency_mismatch"
+    assert foreign.json["title"] == "Currency mismatch: the wallet holds RUB"
+
+
+def test_a_payment_without_a_wallet_is_refused_as_no_wallet(billing) -> None:
+    refused = pay(billing, str(uuid.uuid4()), 500)
+    assert refused.status_code == 404 and refused.json["code"] == "no_wallet"
+
+
+def test_a_database_made_before_decline_codes_gains_the_column_on_start(settings, make_caller) -> None:
+    from services.common.db import open_database
+
+    path = settings.database("billing")
+    old = open_database(path, max_connections=1)
+    with old.connection_context():
+        old.execute_sql(
+            'CREATE TABLE "payment" ("id" VARCHAR(36) PRIMARY KEY, "order_id" VARCHAR(36) NOT NULL UNIQUE, '
+            '"user_id" VARCHAR(36) NOT NULL, "amount" BIGINT NOT NULL, "currency" VARCHAR(3) NOT NULL, '
+            '"outcome" VARCHAR(16) NOT NULL, "reason" VARCHAR(200), "operation_id" VARCHAR(36), '
+            '"created_at" DATETIME NOT NULL)'
+        )
+    old.close_all()
+
+    billing = make_caller(create_app, "billing")
+    user = str(uuid.uuid4())
+    billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"})
+    declined = pay(billing, user, 100)
+
+    assert declined.status_code == 406 and declined.json["code"] == "insufficient_funds"
+    check = open_database(path, max_connections=1)
+    with check.connection_context():
+        columns = {column.name for column in check.get_columns("payment")}
+    check.close_all()
+    assert "reason_code" in columns

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from services.billing.app import create_app
-from services.billing.logic import ABANDONED, INSUFFICIENT_FUNDS
+from services.billing.logic import ABANDONED, INSUFFICIENT_FUNDS, Refusal
 from services.common.config import Settings
 from services.common.trust import ServiceTokens
 
@@ -39,7 +39,7 @@ class Decision:
     user: int
     amount: int
     debited: bool
-    reason: str | None
+    refusal: Refusal | None
     payment_id: str | None = None
 
 
@@ -100,9 +100,8 @@ class WalletBooks(RuleBasedStateMachine):
             assert result.json["id"] == decision.payment_id
         else:
             assert result.status_code == 406, result.text
-            assert result.json["title"] == decision.reason
-            code = "insufficient_funds" if decision.reason == INSUFFICIENT_FUNDS else "payment_abandoned"
-            assert result.json["code"] == code
+            assert decision.refusal is not None
+            assert (result.json["code"], result.json["title"]) == (decision.refusal.code, decision.refusal.text)
 
     @rule(target=orders, user=users, amount=amounts)
     def pay(self, user: int, amount: int) -> str:
@@ -142,7 +141,10 @@ class WalletBooks(RuleBasedStateMachine):
         result = self.call("POST", f"/payments/{order_id}/abandon", body)
         assert result.status_code == 200
         assert result.json["outcome"] == ("debited" if decision.debited else "declined")
-        assert result.json["reason"] == decision.reason
+        refusal = decision.refusal
+        assert (result.json["reason_code"], result.json["reason"]) == (
+            (refusal.code, refusal.text) if refusal else (None, None)
+        )
 
     @rule(target=orders, user=users, amount=amounts)
     def abandon_undecided(self, user: int, amount: int) -> str:
@@ -151,7 +153,8 @@ class WalletBooks(RuleBasedStateMachine):
         order_id = str(uuid.uuid4())
         result = self.call("POST", f"/payments/{order_id}/abandon", self.payment_body(order_id, user, amount))
         assert result.status_code == 201 and result.json["outcome"] == "declined"
-        assert result.json["reason"] == ABANDONED and result.json["operation"] is None
+        assert result.json["reason"] == ABANDONED.text and result.json["operation"] is None
+        assert result.json["reason_code"] == "payment_abandoned"
         self.decisions[order_id] = Decision(user, amount, False, ABANDONED)
         return order_id
 
