@@ -7,6 +7,7 @@ from typing import Any
 import falcon
 
 from contracts import gateway as wire
+from contracts import vocabulary as words
 from orchestrator import flow, resources
 from orchestrator.auth import ClientAuth
 from orchestrator.docs import add_docs
@@ -28,29 +29,16 @@ from services.common.web import base_app
 
 SERVICE = "gateway"
 
-# Where the flow stops for a reason on the service's side, the client gets a 5xx.
-FLOW_STATUS = {
-    flow.UNAVAILABLE: 503,
-    flow.TIMEOUT: 504,
-    flow.SERVER_ERROR: 502,
-    flow.BAD_ANSWER: 502,
-    flow.REFUSED: 502,
-}
-# Refusals that are the client's to fix pass through with the service's own status:
-# only Orders' answer to the create request (step 3) is about what the client sent (its
-# items, its Idempotency-Key). A later step's 409 or 422 refuses a request the gateway
-# made, so the client gets the failed step instead.
-CLIENT_REFUSALS = frozenset({409, 422})
-CLIENT_STEPS = frozenset({"create_order"})
-
 
 def on_flow_stopped(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
     assert isinstance(exc, flow.FlowStopped)
     failure, step = exc.failure, exc.step
-    if failure.reason == flow.REFUSED and failure.status in CLIENT_REFUSALS and step.name in CLIENT_STEPS:
+    # A refusal the step passes on is the client's to fix; any other means a request
+    # the gateway made was refused, so the client gets the failed step.
+    if failure.reason == words.REFUSED and failure.status in step.client_refusals:
         raise ApiError(failure.status, failure.code or "refused", failure.detail, order_id=exc.order_id)
     raise ApiError(
-        FLOW_STATUS[failure.reason],
+        words.STATUS_OF_FAILURE[failure.reason],
         f"{step.name}_failed",
         f"Order flow stopped at step {step.number} ({step.name})",
         _advice(exc),

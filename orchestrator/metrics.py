@@ -9,6 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from orchestrator.flow import Step
 from services.common.metrics import BUCKETS
 
+# The label of orders whose flow stopped at a failed step.
+STOPPED = "failed"
+
 
 class FlowMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -48,3 +51,7 @@ class FlowMetrics:
 
     def finished(self, status: str) -> None:
         self.orders.labels(status).inc()
+
+    def stopped(self) -> None:
+        """The flow stopped at a step: the order, if any, is not final yet."""
+        self.orders.labels(STOPPED).inc()

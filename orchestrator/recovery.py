@@ -1,8 +1,9 @@
 """Finishing what a failure left behind, through the same step list.
 
-Orders left ``pending`` past a threshold get steps 5 to 11 again, with Billing asked
-for the decision that stands (a decline is recorded if the payment never arrived, so a
-late request can no longer debit). Final orders without their letter get step 9 again.
+Orders left ``pending`` past a threshold get the flow again from the payment on, with
+Billing asked for the decision that stands (a decline is recorded if the payment never
+arrived, so a late request can no longer debit). Final orders without their letter get
+the notification step again.
 Every call is idempotent: a second run changes nothing. Whatever is still not finished
 (a service down, a letter SMTP did not take) is reported as a failure, so the command
 exits non-zero and is simply run again later.
@@ -19,12 +20,17 @@ from typing import Any
 import attrs
 
 from contracts import orders
+from contracts import vocabulary as words
 from orchestrator import flow
 from services.common.clock import iso, utcnow
 from services.common.http import DownstreamError
 
 log = logging.getLogger(__name__)
 PAGE = 100
+# A pending order is taken up again from the payment: Billing's decision decides it.
+RESUME_AT = "pay"
+# A final order's letter is asked for again.
+LETTER_STEP = "notify"
 
 
 @attrs.define
@@ -67,7 +73,7 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
     now = utcnow()
     cutoff = iso(now - datetime.timedelta(seconds=older_than))
     try:
-        pending = list(_orders(services, status="pending", updated_before=cutoff))
+        pending = list(_orders(services, status=words.PENDING, updated_before=cutoff))
     except DownstreamError as exc:
         report.failures.append(f"listing pending orders: {exc}")
         return report
@@ -82,12 +88,12 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
             order=order,
         )
         try:
-            flow.run_flow(run, first=5)
+            flow.run_flow(run, start=RESUME_AT)
         except (flow.FlowStopped, DownstreamError) as exc:
             report.failures.append(f"order {order.id}: {exc}")
             continue
         assert run.order is not None
-        if run.order.status == "paid":
+        if run.order.status == words.PAID:
             report.paid += 1
         else:
             report.cancelled += 1
@@ -97,7 +103,7 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
             report.failures.append(f"letter for order {order.id}: not sent, Notifications failed")
         _check_delivery(run, undelivered)
     since = iso(now - datetime.timedelta(seconds=letters_since))
-    for status in ("paid", "cancelled"):
+    for status in words.FINAL_STATUSES:
         try:
             final = list(_orders(services, status=status, updated_before=cutoff, updated_after=since))
         except DownstreamError as exc:
@@ -119,10 +125,10 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
 def _letter(services: flow.Services, order: orders.Order, report: Report, undelivered: list[orders.Order]) -> bool:
     """Step 9 again for a final order; whether a letter was made now."""
     run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
-    try:
-        flow.notify(run)
-    except flow.StepFailed as exc:
-        report.failures.append(f"letter for order {order.id}: {exc.reason}: {exc.detail}")
+    flow.run_flow(run, start=LETTER_STEP, until=LETTER_STEP)
+    for missed in run.missed:
+        report.failures.append(f"letter for order {order.id}: {missed.failure.reason}: {missed.failure.detail}")
+    if run.missed:
         return False
     _check_delivery(run, undelivered)
     return run.letter_created
@@ -130,5 +136,5 @@ def _letter(services: flow.Services, order: orders.Order, report: Report, undeli
 
 def _check_delivery(run: flow.Run, undelivered: list[orders.Order]) -> None:
     """A letter is kept even when SMTP refuses it; each run asks for delivery again."""
-    if run.letter is not None and run.letter.delivery == "failed" and run.order is not None:
+    if run.letter is not None and run.letter.delivery == words.FAILED and run.order is not None:
         undelivered.append(run.order)

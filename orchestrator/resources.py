@@ -14,6 +14,7 @@ from typing import Any
 import falcon
 
 from contracts import auth, billing
+from contracts import vocabulary as words
 from contracts.gateway import DepositRequest
 from orchestrator import flow
 from orchestrator.metrics import FlowMetrics
@@ -124,8 +125,8 @@ class Orders:
         try:
             flow.run_flow(run, observe=self.metrics.observe)
         except flow.FlowStopped:
-            self.metrics.finished("failed")
-            if run.order is not None and run.order.status == "pending":
+            self.metrics.stopped()
+            if run.order is not None and run.order.status == words.PENDING:
                 _release(self.services.orders, run)
             raise
         finally:
@@ -161,10 +162,7 @@ def _release(orders_client: OrdersClient, run: flow.Run) -> None:
 
 def server_timing(run: flow.Run) -> list[str]:
     """One ``Server-Timing`` entry per step that took time, in step order."""
-    return [
-        f's{number};desc="{flow.STEP_BY_NUMBER[number].name}";dur={ms:.2f}'
-        for number, ms in sorted(run.durations.items())
-    ]
+    return [f's{step.number};desc="{step.name}";dur={ms:.2f}' for step, ms in flow.sorted_by_number(run.durations)]
 
 
 class Order:
