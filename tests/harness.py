@@ -8,12 +8,14 @@ import secrets
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 
@@ -84,8 +86,18 @@ def make_postgres_databases(base: str, services: tuple[str, ...] = SERVICES) -> 
     return urls
 
 
-# Databases this test run made, dropped when the run ends (tests/conftest.py).
+# Databases this test run made, dropped when the run ends (drop_test_databases).
 CREATED_DATABASES: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_test_databases() -> Iterator[None]:
+    """PostgreSQL databases made for this run's stacks go when the run ends. A conftest
+    that starts stacks imports this fixture."""
+    yield
+    base = postgres_base()
+    if base and CREATED_DATABASES:
+        drop_postgres_databases(base)
 
 
 def drop_postgres_databases(base: str) -> None:

@@ -10,7 +10,9 @@ import pytest
 from orchestrator.supervisor import Stack
 from tests.contract.providers import Provider
 from tests.contract.stubs import WireMock, start_wiremock
-from tests.harness import start_stack
+from tests.harness import drop_test_databases, start_stack
+
+__all__ = ["drop_test_databases"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.supervisor import Stack
-from tests.harness import Gateway, Inbox, start_smtp, start_stack
+from tests.harness import Gateway, Inbox, drop_test_databases, start_smtp, start_stack
+
+__all__ = ["drop_test_databases"]
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contracts.auth import Jwk, Jwks
 from orchestrator import tokens
 from orchestrator.tokens import InvalidToken, TokenVerifier
-from services.auth.keys import _b64url, _public_bytes, thumbprint
-from services.common.http import UNAVAILABLE, DownstreamError, Reply
 from services.common.trust import ServiceTokens, TrustMiddleware
+from tests.fakes import FakeAuth, kid
 
 ISSUER, AUDIENCE, INTERVAL = "syncorders-auth", "syncorders", 30.0
 
@@ -31,35 +29,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class FakeAuth:
-    """Publishes whichever keys the test puts in ``keys``; counts the fetches."""
-
-    def __init__(self, *keys: Ed25519PrivateKey) -> None:
-        self.keys = list(keys)
-        self.down = False
-        self.fetches = 0
-        # Set by a test that needs a fetch to be in flight: jwks() waits for ``gate``.
-        self.fetching = threading.Event()
-        self.gate: threading.Event | None = None
-
-    def jwks(self) -> Reply:
-        self.fetches += 1
-        self.fetching.set()
-        if self.gate is not None:
-            self.gate.wait(10)
-        if self.down:
-            raise DownstreamError("auth", UNAVAILABLE, "connection refused")
-        published = [
-            Jwk(kty="OKP", crv="Ed25519", x=_b64url(_public_bytes(k.public_key())), kid=kid(k), alg="EdDSA", use="sig")
-            for k in self.keys
-        ]
-        return Reply(200, Jwks(keys=published), None, 1.0, None)
-
-
-def kid(key: Ed25519PrivateKey) -> str:
-    return thumbprint(key.public_key())
 
 
 def raw_token(header: Any, claims: Any, sign: Callable[[bytes], bytes] | None = None) -> str:
