@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -60,7 +61,9 @@ def _advice(exc: flow.FlowStopped) -> str:
     )
 
 
-def create_app(settings: Settings, clients: dict[str, Any] | None = None) -> falcon.App:
+def create_app(settings: Settings, *, clients: Mapping[str, Any] | None = None) -> falcon.App:
+    """The gateway, calling the five services through ``clients`` by name (by default,
+    over HTTP at the configured URLs)."""
     kinds = {
         "auth": AuthClient,
         "profiles": ProfilesClient,

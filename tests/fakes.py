@@ -15,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from typing import Any
 
 import attrs
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contracts import auth, billing, notifications, orders
+from contracts import auth, billing, notifications, orders, profiles
 from contracts import vocabulary as words
 from contracts.converter import structure, unstructure
 from contracts.errors import ErrorBody
@@ -32,6 +34,8 @@ from services.common.http import DownstreamError, Reply
 
 # How long a fake callee says it took (Server-Timing), so step times can be checked.
 SERVER_MS = 0.5
+# The claims the gateway's default settings expect of an access token.
+ISSUER, AUDIENCE = "syncorders-auth", "syncorders"
 
 
 @attrs.define
@@ -200,11 +204,28 @@ class FakeBilling(Fake):
         self.operations: list[billing.WalletOperation] = []
         self.payments: dict[str, billing.Payment] = {}
 
-    def open_wallet(self, user_id: str, currency: str, balance: int = 0) -> billing.Wallet:
-        """A customer's wallet, as registration leaves it (plus a balance)."""
+    def give_wallet(self, user_id: str, currency: str, balance: int = 0) -> billing.Wallet:
+        """A customer's wallet as registration leaves it, with a balance."""
         wallet = billing.Wallet(user_id=user_id, balance=balance, currency=currency, created_at=iso(utcnow()))
         self.wallets[user_id] = wallet
         return wallet
+
+    def open_wallet(self, user_id: str, currency: str) -> Reply:
+        fault = self._before("open_wallet", (user_id, currency))
+        with self.lock:
+            known = self.wallets.get(user_id)
+            if known is not None:
+                if known.currency != currency:
+                    return self._refusal("open_wallet", 409, words.CURRENCY_MISMATCH, "Other currency", fault)
+                return self._answer("open_wallet", 200, known, fault)
+            return self._answer("open_wallet", 201, self.give_wallet(user_id, currency), fault)
+
+    def get_wallet(self, user_id: str) -> Reply:
+        fault = self._before("get_wallet", user_id)
+        wallet = self.wallets.get(user_id)
+        if wallet is None:
+            return self._refusal("get_wallet", 404, words.NO_WALLET, "No wallet for this customer", fault)
+        return self._answer("get_wallet", 200, wallet, fault)
 
     def debits(self, order_id: str) -> list[billing.WalletOperation]:
         return [op for op in self.operations if op.order_id == order_id and op.kind == words.PAYMENT]
@@ -317,6 +338,38 @@ class FakeNotifications(Fake):
         return self._answer("list_letters", 200, page, fault)
 
 
+class FakeProfiles(Fake):
+    SERVICE = "profiles"
+    OPERATIONS = profiles.OPERATIONS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.profiles: dict[str, profiles.Profile] = {}
+
+    def put_profile(self, user_id: str, data: profiles.ProfileData) -> Reply:
+        fault = self._before("put_profile", (user_id, data))
+        with self.lock:
+            now = iso(utcnow())
+            known = self.profiles.get(user_id)
+            profile = profiles.Profile(
+                user_id=user_id,
+                email=data.email,
+                first_name=data.first_name,
+                last_name=data.last_name,
+                created_at=known.created_at if known else now,
+                updated_at=now,
+            )
+            self.profiles[user_id] = profile
+            return self._answer("put_profile", 200 if known else 201, profile, fault)
+
+    def get_profile(self, user_id: str) -> Reply:
+        fault = self._before("get_profile", user_id)
+        profile = self.profiles.get(user_id)
+        if profile is None:
+            return self._refusal("get_profile", 404, "not_found", "Not found", fault)
+        return self._answer("get_profile", 200, profile, fault)
+
+
 class FakeAuth(Fake):
     """Publishes whichever keys the test puts in ``keys``; counts the fetches."""
 
@@ -349,6 +402,20 @@ class FakeAuth(Fake):
 
     def health(self) -> Reply:
         return Reply(status=200, data=None, error=None, elapsed_ms=SERVER_MS, server_ms=SERVER_MS)
+
+    def token(self, user_id: str, ttl: int = 300) -> str:
+        """An access token for ``user_id``, signed by the first published key."""
+        key = self.keys[0]
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+        }
+        return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid(key)})
 
 
 def kid(key: Ed25519PrivateKey) -> str:

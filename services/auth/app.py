@@ -22,11 +22,15 @@ ERRORS = {
 }
 
 
-def create_app(settings: Settings) -> falcon.App:
+def create_app(
+    settings: Settings, *, profiles: ProfilesClient | None = None, billing: BillingClient | None = None
+) -> falcon.App:
+    """Auth, calling Profiles and Billing through the given clients (by default, over
+    HTTP at the configured URLs)."""
     app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
     keys.ensure_key(db, settings.signing_key_file)
-    profiles = make_client(ProfilesClient, SERVICE, "profiles", settings)
-    billing = make_client(BillingClient, SERVICE, "billing", settings)
+    profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings)
+    billing = billing or make_client(BillingClient, SERVICE, "billing", settings)
     signer = keys.Signer(settings.token_issuer, settings.token_audience, settings.token_ttl)
     app.add_route("/users", resources.UsersResource(settings, profiles, billing))
     app.add_route("/tokens", resources.TokensResource(settings, signer))

@@ -32,7 +32,9 @@ class ServiceCaller:
 
 @pytest.fixture
 def make_caller(settings: Settings) -> Callable[..., ServiceCaller]:
-    def make(create_app: Callable[[Settings], falcon.App], service: str, caller: str = "gateway") -> ServiceCaller:
-        return ServiceCaller(create_app(settings), settings, service, caller)
+    def make(
+        create_app: Callable[..., falcon.App], service: str, caller: str = "gateway", **collaborators: Any
+    ) -> ServiceCaller:
+        return ServiceCaller(create_app(settings, **collaborators), settings, service, caller)
 
     return make

@@ -56,7 +56,7 @@ class World:
 def world() -> World:
     user_id = str(uuid.uuid4())
     world = World(FakeOrders(), FakeBilling(), FakeNotifications(), user_id)
-    world.billing.open_wallet(user_id, "RUB", balance=10_000)
+    world.billing.give_wallet(user_id, "RUB", balance=10_000)
     world.notifications.emails[user_id] = "anna@example.com"
     return world
 
@@ -87,7 +87,7 @@ def test_a_covered_order_is_paid_debited_once_and_gets_the_happy_letter(world: W
 def test_a_declined_payment_cancels_the_order_with_its_reason_and_the_sad_letter(
     world: World, balance: int, currency: str, code: str, text: str
 ) -> None:
-    world.billing.open_wallet(world.user_id, "RUB", balance=balance)
+    world.billing.give_wallet(world.user_id, "RUB", balance=balance)
 
     run = world.order(body=world.body(currency=currency))
 
@@ -216,10 +216,10 @@ def test_the_same_key_again_replays_the_order_without_a_second_debit(world: Worl
 
 
 def test_a_replay_of_a_declined_order_stays_cancelled_after_a_deposit(world: World) -> None:
-    world.billing.open_wallet(world.user_id, "RUB", balance=100)
+    world.billing.give_wallet(world.user_id, "RUB", balance=100)
     key = f"key-{uuid.uuid4()}"
     first = world.order(key)
-    world.billing.open_wallet(world.user_id, "RUB", balance=100_000)
+    world.billing.give_wallet(world.user_id, "RUB", balance=100_000)
 
     again = world.order(key)
 
