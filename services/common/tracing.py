@@ -1,0 +1,162 @@
+"""Tracing with OpenTelemetry: a server span per request, a client span per internal
+call, W3C trace context on every call, the trace ID on every log line.
+
+Configured by the standard ``OTEL_*`` variables, read by the SDK when a service starts:
+``OTEL_SDK_DISABLED=true`` turns tracing off; ``OTEL_SERVICE_NAME`` names the service
+(default ``syncorders-<service>``); ``OTEL_TRACES_SAMPLER`` and ``_ARG`` sample;
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) exports every
+span over OTLP/HTTP in batches (``OTEL_BSP_*``). Without an endpoint nothing leaves the
+process; the gateway's console still reads its own spans (a processor it passes in).
+
+Attribute names follow the semantic conventions for HTTP (``http.request.method``,
+``url.path``, ``http.route``, ``http.response.status_code``, ``server.address``,
+``error.type``); what they cannot say is under ``syncorders.``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import falcon
+from opentelemetry import context, propagate, trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from services.common.routes import plain_template
+
+SCOPE = "syncorders"
+# Attributes of our own, beside the semantic conventions'.
+REQUEST_ID = "syncorders.request_id"
+SERVER_MS = "syncorders.server_ms"
+ERROR_CODE = "syncorders.error_code"
+STATUS_TEXT = "syncorders.status_text"
+CALLEE_CALLS = "syncorders.callee_calls"
+TARGET = "syncorders.target"
+EXPORT_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+
+
+class Tracing:
+    """One service's tracer provider. ``processors`` see every span this process ends
+    (the gateway's console passes its recorder)."""
+
+    def __init__(
+        self, service: str, processors: Iterable[SpanProcessor] = (), environ: Mapping[str, str] | None = None
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.service = service
+        self.enabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+        resource = Resource.create({})
+        if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({SERVICE_NAME: f"syncorders-{service}"}))
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.exporting = self.enabled and exports(env)
+        if self.exporting:
+            # Imported only when used: the exporter brings protobuf and an HTTP client.
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self.provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        for processor in processors:
+            self.provider.add_span_processor(processor)
+        self.tracer = self.provider.get_tracer(SCOPE)
+
+    def shutdown(self) -> None:
+        """Flush what is batched for export; called when the service stops."""
+        self.provider.shutdown()
+
+
+def exports(env: Mapping[str, str]) -> bool:
+    """An OTLP endpoint is configured and export is not switched off."""
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return any(env.get(name) for name in EXPORT_ENDPOINTS)
+
+
+NO_TRACING = trace.NoOpTracer()
+
+
+class TraceRequests:
+    """Falcon middleware: a server span around each request, continuing the caller's
+    trace when it sent ``traceparent``. Installed first, so everything else the request
+    does (its log lines included) happens inside the span."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        parent = propagate.extract(_Headers(req))
+        span = self.tracer.start_span(
+            req.method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": req.method, "url.path": req.path},
+        )
+        req.context.span = span
+        req.context.trace_token = context.attach(trace.set_span_in_context(span, parent))
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any) -> None:
+        route = plain_template(req.uri_template)
+        if route:
+            span: Span = req.context.span
+            span.update_name(f"{req.method} {route}")
+            span.set_attribute("http.route", route)
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
+        span: Span | None = getattr(req.context, "span", None)
+        if span is None:
+            return
+        status = resp.status_code
+        span.set_attribute("http.response.status_code", status)
+        request_id = getattr(req.context, "request_id", None)
+        if request_id:
+            span.set_attribute(REQUEST_ID, request_id)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("error.type", str(status))
+        span.end()
+        context.detach(req.context.trace_token)
+
+
+class _Headers:
+    """A request's headers as the propagator reads them (``get`` by lower-case name)."""
+
+    def __init__(self, req: falcon.Request) -> None:
+        self.req = req
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.req.get_header(name)
+        return default if value is None else [value]
+
+    def keys(self) -> list[str]:
+        return [name.lower() for name in self.req.headers]
+
+
+@contextlib.contextmanager
+def client_span(tracer: trace.Tracer, target: str, method: str, route: str, host: str) -> Iterator[Span]:
+    """A client span around one internal call; the caller injects the trace context
+    into the call's headers from inside it (:func:`inject`)."""
+    with tracer.start_as_current_span(
+        f"{method} {route}",
+        kind=SpanKind.CLIENT,
+        attributes={"http.request.method": method, "url.template": route, "server.address": host, TARGET: target},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def inject(headers: MutableMapping[str, str]) -> None:
+    """``traceparent`` (and ``tracestate``) of the current span, for the next hop."""
+    propagate.inject(headers)
+
+
+def current_trace_id() -> str:
+    """The current trace's ID as 32 hex digits, or ``-`` outside a trace."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return "-"
+    return format(span_context.trace_id, "032x")
