@@ -52,6 +52,10 @@ class Settings:
     backlog: int = 1024
     channel_timeout: int = 30
     max_body: int = 65_536
+    # A request must arrive in time, however slowly its bytes trickle: its headers within
+    # header_timeout seconds of its first byte, then its body within body_timeout.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     currency: str = "RUB"
     login_max_failures: int = 5
