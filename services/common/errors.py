@@ -13,7 +13,7 @@ import attrs
 import falcon
 from cattrs.errors import ClassValidationError, IterableValidationError
 
-from contracts.converter import problems, unstructure
+from contracts.converter import printable, problems, unstructure
 from contracts.errors import ErrorBody
 from services.common.http import BAD_RESPONSE, SERVER_ERROR, TIMEOUT, UNAVAILABLE, DownstreamError
 
@@ -92,7 +92,7 @@ def _serialize(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
 
 
 def on_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-    log.exception("unhandled error on %s %s", req.method, req.path)
+    log.exception("unhandled error on %s %s", req.method, printable(req.path))
     raise ApiError(500, "internal_error", "Internal error", "The service failed; the request ID is in the logs.")
 
 
