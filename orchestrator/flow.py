@@ -72,12 +72,21 @@ class Run:
 
 
 class StepFailed(Exception):
-    def __init__(self, reason: str, detail: str, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.code = code
+        # When the service that failed asked to be called again, seconds.
+        self.retry_after = retry_after
 
 
 class Forbidden(Exception):
@@ -119,15 +128,19 @@ def _call(run: Run, step_number: int, call: Callable[[], Reply]) -> Reply:
     try:
         reply = call()
     except DownstreamError as exc:
-        raise StepFailed(exc.reason, str(exc), exc.status) from exc
+        raise StepFailed(exc.reason, str(exc), exc.status, retry_after=exc.retry_after) from exc
     if reply.server_ms is not None:
         run.timings.append((step_number + 1, "", reply.server_ms))
     return reply
 
 
 def _refused(reply: Reply) -> StepFailed:
+    """A documented error answer. A 503 among them is the service unable to serve now,
+    not a refusal."""
     assert reply.error is not None
-    return StepFailed(REFUSED, reply.error.description or reply.error.title, reply.status, reply.error.code)
+    reason = UNAVAILABLE if reply.status == 503 else REFUSED
+    detail = reply.error.description or reply.error.title
+    return StepFailed(reason, detail, reply.status, reply.error.code, reply.retry_after)
 
 
 def authorize(run: Run) -> None:

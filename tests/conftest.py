@@ -10,6 +10,7 @@ import pytest
 
 from services.common.config import Settings
 from tests.harness import CREATED_DATABASES, drop_postgres_databases, postgres_base
+from tests.postgres import INITDB_PATTERN, PrivateServer, binaries, start_private_server
 
 
 @pytest.fixture
@@ -30,3 +31,13 @@ def _drop_test_databases() -> Iterator[None]:
     base = postgres_base()
     if base and CREATED_DATABASES:
         drop_postgres_databases(base)
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivateServer]:
+    """A PostgreSQL server of the module's own, to stop and start (never the shared one)."""
+    if binaries() is None:
+        pytest.skip(f"PostgreSQL's server binaries are not installed ({INITDB_PATTERN})")
+    server = start_private_server()
+    yield server
+    server.destroy()

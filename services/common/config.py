@@ -43,6 +43,8 @@ class Settings:
     http_read_timeout: float = 5.0
     http_retries: int = 2
     http_backoff: float = 0.05
+    # The longest one retry waits for a callee's Retry-After, seconds.
+    http_retry_after_max: float = 1.0
     http_max_response: int = 1_048_576
     http_transport: str = "socket"
 
