@@ -1,7 +1,9 @@
 """The one cattrs converter that both sides of every boundary use.
 
 cattrs coerces by default ("12" -> 12, 2.9 -> 2, True -> 1). Money and counters must
-never be guessed, so the hooks below accept only the JSON type itself.
+never be guessed, so the hooks below accept only the JSON type itself. Every string,
+of every field of every contract, must also be text UTF-8 can carry: JSON's ``\\ud800``
+escape decodes to a lone surrogate that no service could store or send back.
 """
 
 from __future__ import annotations
@@ -31,8 +33,25 @@ def _strict(kind: type, label: str) -> Any:
     return hook
 
 
+class NotUnicode(ValueError):
+    """A string holding a lone surrogate (U+D800 to U+DFFF)."""
+
+
+def _text(value: Any, _type: Any) -> str:
+    if type(value) is not str:
+        raise TypeError("expected a string")
+    # ASCII, by far the most common, is checked without a copy.
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            raise NotUnicode(f"must be valid Unicode: a lone surrogate U+{code:04X} at position {exc.start}") from None
+    return value
+
+
 converter.register_structure_hook(int, _strict(int, "an integer"))
-converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(str, _text)
 converter.register_structure_hook(bool, _strict(bool, "a boolean"))
 
 
@@ -93,10 +112,19 @@ class Problem:
     message: str
 
 
+def printable(text: str) -> str:
+    """``text`` safe to echo in a message or a log line: whatever does not print
+    (controls, separators, format characters, surrogates) as a ``\\u`` escape."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else f"\\u{ord(char):04x}" for char in text)
+
+
 def problems(exc: BaseException, path: str = "$") -> list[Problem]:
     """Flatten a cattrs validation error into ``{path, message}`` pairs."""
     if isinstance(exc, ForbiddenExtraKeysError):
-        return [Problem(f"{path}.{key}", "unknown field") for key in sorted(exc.extra_fields)]
+        # The keys are the sender's: echoed only as printable text.
+        return [Problem(f"{path}.{printable(key)}", "unknown field") for key in sorted(exc.extra_fields)]
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         found: list[Problem] = []
         with_notes, without_notes = exc.group_exceptions()

@@ -308,7 +308,14 @@ ERRORS: dict[int, dict[str, ErrorBody]] = {
             service="profiles",
         )
     },
-    503: {"database_busy": _error("database_busy", "Database busy", "Try again shortly.")},
+    503: {
+        "database_busy": _error("database_busy", "Database busy", "Try again shortly."),
+        "database_unavailable": _error(
+            "database_unavailable",
+            "Database unavailable",
+            "The service cannot reach its database; try again shortly.",
+        ),
+    },
     504: {
         "timeout": _error(
             "profiles_timeout", "Profiles did not answer as expected", "read timed out", service="profiles"

@@ -61,6 +61,8 @@ PURPOSES = {
     "notifications": "Letters sent to customers.",
 }
 
+# Statuses that always say when to come back.
+RETRY_AFTER_STATUS = frozenset({429, 503})
 # Why each status is answered; the operation-specific line wins.
 STATUS_TEXT = {
     200: "OK",
@@ -288,6 +290,8 @@ def _operation(service: str, op: Operation, builder: Builder) -> dict[str, Any]:
             "description": text,
             "headers": {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}},
         }
+        if status in RETRY_AFTER_STATUS:
+            answer["headers"]["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
         if cls is not None:
             answer["content"] = _content(builder, cls, examples.response_examples(service, op.name, status, cls))
         responses[str(status)] = answer
@@ -352,7 +356,12 @@ def build(service: str) -> dict[str, Any]:
                 "RequestId": {
                     "description": "The request ID this request was logged under",
                     "schema": {"type": "string", "pattern": REQUEST_ID},
-                }
+                },
+                "RetryAfter": {
+                    "description": "Seconds to wait before sending the request again",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                },
             },
         },
     }

@@ -68,7 +68,8 @@ PAGE_QUERY = (
 PLUMBING: tuple[tuple[Any, tuple[int, ...]], ...] = (
     # An unexpected failure, answered in the one error shape.
     (lambda op: True, (500,)),
-    # The service-credential check on every internal route; SQLite busy on their databases.
+    # The service-credential check on every internal route; their database unavailable
+    # or busy (a 503 always carries Retry-After).
     (lambda op: op.internal, (401, 403, 503)),
     # Malformed JSON, a body over the size limit, a body that is not JSON.
     (lambda op: op.request is not None, (400, 413, 415)),

@@ -23,7 +23,12 @@ LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
 # The canonical text of a UUID, as ``str(uuid.UUID(...))`` writes it.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Characters no text field takes: C0 and C1 controls, DEL, the line and paragraph
+# separators, the bidirectional embeddings, overrides and isolates (they reorder what a
+# reader sees), and the lone surrogates (no UTF-8 encoder can send them back).
+UNSAFE_TEXT_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+UNSAFE_TEXT_RE = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
+REPLACEMENT = "\ufffd"
 ORDER_STATUSES = ("pending", "paid", "cancelled")
 FINAL_STATUSES = ("paid", "cancelled")
 
@@ -49,7 +54,7 @@ def login(_inst: Any, att: attrs.Attribute, value: str) -> None:
 
 
 def email(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    if len(value) > 254 or not EMAIL_RE.fullmatch(value):
+    if len(value) > 254 or not EMAIL_RE.fullmatch(value) or UNSAFE_TEXT_RE.search(value):
         raise FieldInvalid(att.name, "must be an email address")
 
 
@@ -57,10 +62,21 @@ def text(min_len: int, max_len: int) -> Any:
     def check(_inst: Any, att: attrs.Attribute, value: str) -> None:
         if not min_len <= len(value) <= max_len:
             raise FieldInvalid(att.name, f"must be {min_len} to {max_len} characters")
-        if CONTROL_RE.search(value):
-            raise FieldInvalid(att.name, "must not contain control characters")
+        unsafe = UNSAFE_TEXT_RE.search(value)
+        if unsafe:
+            raise FieldInvalid(
+                att.name,
+                "must not contain control characters, line or paragraph separators, or bidirectional "
+                f"formatting characters (U+{ord(unsafe.group()):04X} at position {unsafe.start()})",
+            )
 
     return check
+
+
+def scrub(value: str) -> str:
+    """Text stored before the rule above, fit to send: each refused character becomes
+    U+FFFD, so the length and every other character stay as they were."""
+    return UNSAFE_TEXT_RE.sub(REPLACEMENT, value)
 
 
 def identifier(_inst: Any, att: attrs.Attribute, value: str) -> None:

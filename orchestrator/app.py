@@ -23,7 +23,7 @@ from services.common.clients import (
     make_client,
 )
 from services.common.config import INTERNAL_SERVICES, Settings
-from services.common.errors import ApiError, Mapped
+from services.common.errors import ApiError, Mapped, retry_after
 from services.common.metrics import Metrics
 from services.common.readiness import add_readiness, downstream_check
 from services.common.web import base_app
@@ -38,11 +38,13 @@ def on_flow_stopped(req: falcon.Request, resp: falcon.Response, exc: Exception, 
     # the gateway made was refused, so the client gets the failed step.
     if failure.reason == words.REFUSED and failure.status in step.client_refusals:
         raise ApiError(failure.status, failure.code or "refused", failure.detail, order_id=exc.order_id)
+    status = words.STATUS_OF_FAILURE[failure.reason]
     raise ApiError(
-        words.STATUS_OF_FAILURE[failure.reason],
+        status,
         f"{step.name}_failed",
         f"Order flow stopped at step {step.number} ({step.name})",
         _advice(exc),
+        headers=retry_after(status, failure.retry_after),
         step=step.number,
         step_name=step.name,
         reason=failure.reason,

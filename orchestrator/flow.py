@@ -55,12 +55,21 @@ class Decline:
 
 
 class StepFailed(Exception):
-    def __init__(self, reason: str, detail: str, status: int | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
         self.status = status
         self.code = code
+        # When the service that failed asked to be called again, seconds.
+        self.retry_after = retry_after
 
 
 Action = Callable[["Run", "Step"], None]
@@ -151,7 +160,7 @@ def _call(run: Run, step: Step, call: Callable[[], Reply]) -> Reply:
     try:
         reply = call()
     except DownstreamError as exc:
-        raise StepFailed(exc.reason, str(exc), exc.status) from exc
+        raise StepFailed(exc.reason, str(exc), exc.status, retry_after=exc.retry_after) from exc
     callee = CALLEE.get(step)
     if reply.server_ms is not None and callee is not None:
         run.timings.append((callee, reply.server_ms))
@@ -159,8 +168,12 @@ def _call(run: Run, step: Step, call: Callable[[], Reply]) -> Reply:
 
 
 def _refused(reply: Reply) -> StepFailed:
+    """A documented error answer. A 503 among them is the service unable to serve now,
+    not a refusal."""
     assert reply.error is not None
-    return StepFailed(words.REFUSED, reply.error.description or reply.error.title, reply.status, reply.error.code)
+    reason = words.UNAVAILABLE if reply.status == 503 else words.REFUSED
+    detail = reply.error.description or reply.error.title
+    return StepFailed(reason, detail, reply.status, reply.error.code, reply.retry_after)
 
 
 def authorize(run: Run, step: Step) -> None:

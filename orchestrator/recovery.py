@@ -5,8 +5,9 @@ Billing asked for the decision that stands (a decline is recorded if the payment
 arrived, so a late request can no longer debit). Final orders without their letter get
 the notification step again.
 Every call is idempotent: a second run changes nothing. Whatever is still not finished
-(a service down, a letter SMTP did not take) is reported as a failure, so the command
-exits non-zero and is simply run again later.
+(a service down, a letter SMTP did not take, an order Orders cannot read back) is
+reported as a failure, so the command exits non-zero and is simply run again later; one
+bad order never keeps the others from being finished.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
+from cattrs.errors import BaseValidationError
 
 from contracts import orders
 from contracts import vocabulary as words
+from contracts.converter import problems
 from orchestrator import flow
 from services.common.clock import iso, utcnow
-from services.common.http import DownstreamError
+from services.common.http import BAD_RESPONSE, SERVER_ERROR, DownstreamError
 
 log = logging.getLogger(__name__)
 PAGE = 100
@@ -31,6 +33,8 @@ PAGE = 100
 RESUME_AT = "pay"
 # A final order's letter is asked for again.
 LETTER_STEP = "notify"
+# How a listing fails when Orders is up but cannot send one of the page's orders.
+ROW_FAILURES = frozenset({SERVER_ERROR, BAD_RESPONSE})
 
 
 @attrs.define
@@ -51,17 +55,60 @@ class Report:
         ]
 
 
-def _orders(services: flow.Services, **query: Any) -> Iterator[orders.Order]:
-    """All matching orders, collected before any is changed (changes move pages)."""
+def _orders(services: flow.Services, report: Report, what: str, **query: Any) -> list[orders.Order]:
+    """All matching orders, collected before any is changed (changes move pages). A page
+    that Orders fails to send while it is up (a 5xx, a body the contract refuses: one
+    row it cannot read) is asked for again one order at a time, so only that row is
+    lost to this run; it is reported by its place in the listing, and Orders' log names
+    it. Orders down stops the listing (``DownstreamError``)."""
     found: list[orders.Order] = []
     offset = 0
     while True:
-        reply = services.orders.list_orders(limit=PAGE, offset=offset, **query)
-        page = reply.data.items
+        try:
+            page = _page(services, PAGE, offset, query)
+            ended = len(page) < PAGE
+        except DownstreamError as exc:
+            if exc.reason not in ROW_FAILURES:
+                raise
+            page, ended = _one_at_a_time(services, report, what, offset, query)
         found.extend(page)
-        if len(page) < PAGE:
-            return iter(found)
+        if ended:
+            return found
         offset += PAGE
+
+
+def _one_at_a_time(
+    services: flow.Services, report: Report, what: str, start: int, query: dict[str, Any]
+) -> tuple[list[orders.Order], bool]:
+    """The page at ``start``, order by order; and whether the listing ended in it."""
+    found: list[orders.Order] = []
+    for offset in range(start, start + PAGE):
+        try:
+            page = _page(services, 1, offset, query)
+        except DownstreamError as exc:
+            if exc.reason not in ROW_FAILURES:
+                raise
+            report.failures.append(f"{what} order no. {offset + 1} of the listing (newest first) cannot be read: {exc}")
+            continue
+        if not page:
+            return found, True
+        found.extend(page)
+    return found, False
+
+
+def _page(services: flow.Services, limit: int, offset: int, query: dict[str, Any]) -> list[orders.Order]:
+    reply = services.orders.list_orders(limit=limit, offset=offset, **query)
+    if reply.error is not None:
+        raise DownstreamError("orders", "refused", f"{reply.status} {reply.error.code}", reply.status)
+    return reply.data.items
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, (flow.FlowStopped, DownstreamError)):
+        return str(exc)
+    if isinstance(exc, BaseValidationError):
+        return "; ".join(f"{p.path}: {p.message}" for p in problems(exc))
+    return f"{type(exc).__name__}: {exc}"
 
 
 def recover(services: flow.Services, older_than: float, letters_since: float, delivery_claim: float = 0.0) -> Report:
@@ -73,7 +120,7 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
     now = utcnow()
     cutoff = iso(now - datetime.timedelta(seconds=older_than))
     try:
-        pending = list(_orders(services, status=words.PENDING, updated_before=cutoff))
+        pending = _orders(services, report, words.PENDING, status=words.PENDING, updated_before=cutoff)
     except DownstreamError as exc:
         report.failures.append(f"listing pending orders: {exc}")
         return report
@@ -89,8 +136,9 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
         )
         try:
             flow.run_flow(run, start=RESUME_AT)
-        except (flow.FlowStopped, DownstreamError) as exc:
-            report.failures.append(f"order {order.id}: {exc}")
+        except Exception as exc:
+            # Whatever stops one order (a service, a bug, data it cannot take) stops it alone.
+            _failed(report, f"order {order.id}", exc)
             continue
         assert run.order is not None
         if run.order.status == words.PAID:
@@ -105,7 +153,7 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
     since = iso(now - datetime.timedelta(seconds=letters_since))
     for status in words.FINAL_STATUSES:
         try:
-            final = list(_orders(services, status=status, updated_before=cutoff, updated_after=since))
+            final = _orders(services, report, status, status=status, updated_before=cutoff, updated_after=since)
         except DownstreamError as exc:
             report.failures.append(f"listing {status} orders: {exc}")
             continue
@@ -123,15 +171,26 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
 
 
 def _letter(services: flow.Services, order: orders.Order, report: Report, undelivered: list[orders.Order]) -> bool:
-    """Step 9 again for a final order; whether a letter was made now."""
+    """The notification step again for a final order; whether a letter was made now."""
     run = flow.Run(services=services, user_id=order.user_id, body=None, idempotency_key="recovery", order=order)
-    flow.run_flow(run, start=LETTER_STEP, until=LETTER_STEP)
+    try:
+        flow.run_flow(run, start=LETTER_STEP, until=LETTER_STEP)
+    except Exception as exc:
+        _failed(report, f"letter for order {order.id}", exc)
+        return False
     for missed in run.missed:
         report.failures.append(f"letter for order {order.id}: {missed.failure.reason}: {missed.failure.detail}")
     if run.missed:
         return False
     _check_delivery(run, undelivered)
     return run.letter_created
+
+
+def _failed(report: Report, what: str, exc: Exception) -> None:
+    if not isinstance(exc, (flow.FlowStopped, DownstreamError)):
+        # Not a failure the flow names: keep the trace for whoever runs the command.
+        log.error("%s: unexpected failure", what, exc_info=exc)
+    report.failures.append(f"{what}: {_describe(exc)}")
 
 
 def _check_delivery(run: flow.Run, undelivered: list[orders.Order]) -> None:

@@ -19,7 +19,7 @@ from contracts.gateway import DepositRequest
 from orchestrator import flow
 from orchestrator.metrics import FlowMetrics
 from services.common.clients import AuthClient, BillingClient, NotificationsClient, OrdersClient, ProfilesClient
-from services.common.errors import ApiError
+from services.common.errors import ApiError, retry_after
 from services.common.http import Reply
 from services.common.web import page, read_body, respond
 
@@ -30,7 +30,8 @@ def passed_on(reply: Reply) -> Any:
     """A service's documented answer: its data, or its error raised as ours."""
     if reply.error is not None:
         body = reply.error
-        raise ApiError(reply.status, body.code, body.title, body.description, errors=body.errors)
+        headers = retry_after(reply.status, reply.retry_after)
+        raise ApiError(reply.status, body.code, body.title, body.description, headers=headers, errors=body.errors)
     return reply.data
 
 

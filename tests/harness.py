@@ -114,7 +114,7 @@ def drop_postgres_databases(base: str) -> None:
 def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
     databases = {}
     base = postgres_base()
-    if base:
+    if base and "databases" not in overrides:
         databases = make_postgres_databases(base)
     values: dict[str, Any] = {
         "data_dir": str(data_dir),

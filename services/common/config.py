@@ -43,6 +43,8 @@ class Settings:
     http_read_timeout: float = 5.0
     http_retries: int = 2
     http_backoff: float = 0.05
+    # The longest one retry waits for a callee's Retry-After, seconds.
+    http_retry_after_max: float = 1.0
     http_max_response: int = 1_048_576
     http_transport: str = "socket"
 
@@ -52,6 +54,10 @@ class Settings:
     backlog: int = 1024
     channel_timeout: int = 30
     max_body: int = 65_536
+    # A request must arrive in time, however slowly its bytes trickle: its headers within
+    # header_timeout seconds of its first byte, then its body within body_timeout.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     currency: str = "RUB"
     login_max_failures: int = 5

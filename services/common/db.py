@@ -1,12 +1,19 @@
 """Databases: an embedded SQLite file by default, PostgreSQL when given its URL.
 
 Connections are pooled (per thread for SQLite) and opened and returned around each
-request by :class:`DatabaseMiddleware`.
+request by :class:`DatabaseMiddleware`; a pooled PostgreSQL connection the server has
+closed is replaced before use. A database that cannot be reached is a ``503
+database_unavailable``, one that is busy with another transaction's locks a ``503
+database_busy`` (:func:`on_database_error`); health and metrics never touch it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import select
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,15 +22,18 @@ from urllib.parse import urlparse
 
 import falcon
 import peewee
-from playhouse.db_url import connect as connect_url
+from playhouse.db_url import parse as parse_url
+from playhouse.pool import PooledPostgresqlDatabase
 
 # Re-exported: the services' logic takes its times from here with its database.
 from services.common.clock import iso, parse_iso, utcnow
 from services.common.errors import ApiError, on_unexpected
+from services.common.http import DEFAULT_RETRY_AFTER
 
 __all__ = ["iso", "parse_iso", "utcnow"]
 
 M = TypeVar("M", bound=peewee.Model)
+log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -52,9 +62,46 @@ def open_database(url: str, max_connections: int) -> peewee.Database:
             autoconnect=False,
         )
     if scheme.startswith("postgres"):
-        pooled = url.replace(scheme + "://", "postgresql+pool://", 1)
-        return connect_url(pooled, max_connections=max_connections, stale_timeout=600, autoconnect=False)
+        return PooledPostgres(**parse_url(url), max_connections=max_connections, stale_timeout=600, autoconnect=False)
     raise SystemExit(f"configuration: unsupported database URL scheme {scheme!r}")
+
+
+class PooledPostgres(PooledPostgresqlDatabase):
+    """PostgreSQL's pool, checking each connection it hands out without a round trip.
+
+    When the server stops or restarts it sends every session a termination notice and
+    closes the socket, so an idle pooled connection it has closed is readable: polling
+    the socket with no wait tells it apart from a live one, which has nothing to say
+    until it is asked. Such a connection, or one the driver already knows is lost, is
+    dropped at checkout and the next one (or a new one) is used, so the first requests
+    after a restart do not fail. (peewee's own check sends ``SELECT 1`` on every
+    checkout.)"""
+
+    def _is_closed(self, conn: Any) -> bool:
+        if conn.closed:
+            return True
+        adapter = self._adapter
+        status = adapter.txn_status(conn)
+        if status == adapter.txn_unknown or _readable(conn):
+            return True
+        if status != adapter.txn_idle:
+            try:
+                adapter.rollback(conn)
+            except Exception:
+                return True
+        return False
+
+    def _can_reuse(self, conn: Any) -> bool:
+        return not conn.closed and bool(super()._can_reuse(conn))
+
+
+def _readable(conn: Any) -> bool:
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return True
 
 
 def is_sqlite(db: peewee.Database) -> bool:
@@ -172,27 +219,132 @@ def load(model: type[M], values: Sequence[Any]) -> M:
     return model(**{field.name: field.python_value(value) for field, value in zip(fields, values, strict=True)})
 
 
-def on_database_error(req: falcon.Request, resp: falcon.Response, exc: Exception, params: object) -> None:
-    """Lock contention that outlasted the busy timeout is a 503 to retry, not a 500."""
-    if "locked" in str(exc) or "busy" in str(exc):
-        raise ApiError(503, "database_busy", "Database busy", "Try again shortly.", headers={"Retry-After": "1"})
-    on_unexpected(req, resp, exc, params)
+# Why a database error is answered with a 503, and the answer's code, title and description.
+UNAVAILABLE = "unavailable"
+BUSY = "busy"
+ANSWERS = {
+    UNAVAILABLE: (
+        "database_unavailable",
+        "Database unavailable",
+        "The service cannot reach its database; try again shortly.",
+    ),
+    BUSY: ("database_busy", "Database busy", "Try again shortly."),
+}
+
+# SQLite's primary result codes (the low byte of an extended code).
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+# The file cannot be opened, read or written: SQLITE_PERM, SQLITE_READONLY,
+# SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_SQLITE_UNAVAILABLE = {3, 8, 10, 13, 14}
+# PostgreSQL's SQLSTATE classes and codes: connection exceptions, insufficient
+# resources (too many connections), the server shutting down or starting up.
+_PG_UNAVAILABLE = ("08", "53", "57P")
+# Serialization failures and deadlocks (class 40), a lock not available.
+_PG_BUSY = ("40", "55P03")
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception behind peewee's wrapper."""
+    return getattr(exc, "orig", None) or exc
+
+
+def outage(db: peewee.Database, exc: BaseException) -> str | None:
+    """:data:`UNAVAILABLE` when the database cannot be reached (not running, the
+    connection refused or lost, its file unreadable), :data:`BUSY` when it is held by
+    other transactions' locks, None for any other failure. Decided by the driver's
+    exception type and codes and the connection's state, not by message text."""
+    driver = _driver_error(exc)
+    if is_sqlite(db):
+        code = getattr(driver, "sqlite_errorcode", None)
+        if not isinstance(driver, sqlite3.Error) or code is None:
+            return None
+        if code & 0xFF in _SQLITE_BUSY:
+            return BUSY
+        return UNAVAILABLE if code & 0xFF in _SQLITE_UNAVAILABLE else None
+    sqlstate = getattr(driver, "pgcode", None) or getattr(driver, "sqlstate", None) or ""
+    if sqlstate.startswith(_PG_BUSY):
+        return BUSY
+    conn = db._state.conn
+    if conn is not None and getattr(conn, "closed", False):
+        return UNAVAILABLE
+    # An OperationalError without a SQLSTATE comes from the client library itself: the
+    # server could not be reached or the connection broke. An InterfaceError is a
+    # connection already closed.
+    if _is_a(exc, driver, "InterfaceError"):
+        return UNAVAILABLE
+    if _is_a(exc, driver, "OperationalError") and (not sqlstate or sqlstate.startswith(_PG_UNAVAILABLE)):
+        return UNAVAILABLE
+    return None
+
+
+def _is_a(exc: BaseException, driver: BaseException, kind: str) -> bool:
+    """Whether the error is of the DB-API class ``kind``, wrapped by peewee or not."""
+    return any(cls.__name__ == kind for cls in (*type(exc).__mro__, *type(driver).__mro__))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def on_database_error(
+    db: peewee.Database, req: falcon.Request, resp: falcon.Response, exc: Exception, params: object
+) -> None:
+    """A database that cannot be reached, or whose locks outlasted the busy timeout, is
+    a 503 to retry, logged as one line; anything else is an unexpected failure."""
+    kind = outage(db, exc)
+    if kind is None:
+        on_unexpected(req, resp, exc, params)
+        return
+    driver = _driver_error(exc)
+    log.warning("database %s on %s %s: %s: %s", kind, req.method, req.path, type(driver).__name__, _first_line(driver))
+    if kind == UNAVAILABLE:
+        # Not handed back to the pool: it may be the broken one.
+        req.context.database_lost = True
+    code, title, description = ANSWERS[kind]
+    raise ApiError(503, code, title, description, headers={"Retry-After": DEFAULT_RETRY_AFTER})
+
+
+def install_errors(app: falcon.App, db: peewee.Database) -> None:
+    """Every error raised by peewee or by the database's driver goes through
+    :func:`on_database_error`."""
+    handler = functools.partial(on_database_error, db)
+    kinds: list[type[Exception]] = [peewee.PeeweeException]
+    if is_sqlite(db):
+        kinds.append(sqlite3.Error)
+    else:
+        import psycopg2  # loaded already: the database uses it
+
+        kinds.append(psycopg2.Error)
+    for kind in kinds:
+        app.add_error_handler(kind, handler)
+
+
+# Routes that must answer while the database is down: liveness and metrics never need
+# it, and readiness checks it on a connection of its own (:func:`check`).
+WITHOUT_DATABASE = frozenset({"/health", "/ready", "/metrics"})
 
 
 class DatabaseMiddleware:
-    """A connection for each request. A SQLite connection stays with its waitress thread
-    between requests (opening costs more than the request's statements, and an idle
-    one holds no lock); a PostgreSQL one goes back to the pool, to be shared."""
+    """A connection for each request that needs one. A SQLite connection stays with its
+    waitress thread between requests (opening costs more than the request's statements,
+    and an idle one holds no lock); a PostgreSQL one goes back to the pool, to be
+    shared. A connection that failed as unreachable is closed, not pooled."""
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
         self.keep_open = is_sqlite(db)
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.db.connect(reuse_if_open=True)
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: object) -> None:
+        if resource is not None and req.uri_template not in WITHOUT_DATABASE:
+            self.db.connect(reuse_if_open=True)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object, ok: bool) -> None:
-        if not self.keep_open and not self.db.is_closed():
+        if self.db.is_closed():
+            return
+        if getattr(req.context, "database_lost", False):
+            self.db.manual_close()
+        elif not self.keep_open:
             self.db.close()
 
 
@@ -204,10 +356,11 @@ def connected(db: peewee.Database) -> Iterator[None]:
 
 
 def check(db: peewee.Database) -> str:
-    """Readiness: the database answers a trivial query."""
+    """Readiness: the database answers a trivial query, on a connection checked out for
+    it. ``failed: unavailable: OperationalError`` (or ``busy``, or ``error``) when not."""
     try:
         with db.connection_context():
             db.execute_sql("SELECT 1")
         return "ok"
-    except peewee.PeeweeException as exc:
-        return f"failed: {type(exc).__name__}"
+    except Exception as exc:  # any failure means not ready; the kind is reported
+        return f"failed: {outage(db, exc) or 'error'}: {type(_driver_error(exc)).__name__}"

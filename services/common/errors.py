@@ -13,9 +13,16 @@ import attrs
 import falcon
 from cattrs.errors import ClassValidationError, IterableValidationError
 
-from contracts.converter import problems, unstructure
+from contracts.converter import printable, problems, unstructure
 from contracts.errors import ErrorBody
-from services.common.http import BAD_RESPONSE, SERVER_ERROR, TIMEOUT, UNAVAILABLE, DownstreamError
+from services.common.http import (
+    BAD_RESPONSE,
+    DEFAULT_RETRY_AFTER,
+    SERVER_ERROR,
+    TIMEOUT,
+    UNAVAILABLE,
+    DownstreamError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +98,15 @@ def _serialize(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
     resp.content_type = falcon.MEDIA_JSON
 
 
+def retry_after(status: int, callee: str | None = None) -> dict[str, str] | None:
+    """A ``503`` says when to come back: what the service behind said, or a default."""
+    if status != 503:
+        return None
+    return {"Retry-After": callee or DEFAULT_RETRY_AFTER}
+
+
 def on_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
-    log.exception("unhandled error on %s %s", req.method, req.path)
+    log.exception("unhandled error on %s %s", req.method, printable(req.path))
     raise ApiError(500, "internal_error", "Internal error", "The service failed; the request ID is in the logs.")
 
 
@@ -110,11 +124,13 @@ def install(app: falcon.App, domain_errors: Mapping[type[Exception], Mapped] | N
 
     def on_downstream(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
         assert isinstance(exc, DownstreamError)
+        status = DOWNSTREAM_STATUS[exc.reason]
         raise ApiError(
-            DOWNSTREAM_STATUS[exc.reason],
+            status,
             f"{exc.service}_{exc.reason}",
             f"{exc.service.capitalize()} did not answer as expected",
             exc.detail[:300],
+            headers=retry_after(status, exc.retry_after),
             service=exc.service,
         )
 

@@ -1,22 +1,24 @@
 """The internal HTTP client: one per downstream service, shared by all threads.
 
 Every call has connect and read timeouts, never follows a redirect, caps the response
-size, structures the answer by the contract, and is retried (with backoff) only when the
-caller says the call is idempotent. Any failure becomes a :class:`DownstreamError` with a
-reason from a closed set. Three transports sit behind the same interface: HTTP/1.1
-written onto a kept-alive socket per thread (the cheapest), urllib3's thread-safe pool,
-and ``requests`` with one session per thread.
+size, structures the answer by the contract, and is retried only when the caller says the
+call is idempotent: after a jittered exponential backoff, or after the callee's
+``Retry-After`` (capped). Any failure becomes a :class:`DownstreamError` with a reason
+from a closed set. Three transports sit behind the same interface: HTTP/1.1 written onto
+a kept-alive socket per thread (the cheapest), urllib3's thread-safe pool, and
+``requests`` with one session per thread.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import select
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -37,15 +39,32 @@ TIMEOUT = "timeout"
 SERVER_ERROR = "server_error"
 BAD_RESPONSE = "bad_response"
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+# What a caller is told to wait when the service it called gave no Retry-After, seconds.
+DEFAULT_RETRY_AFTER = "1"
 
 
 class DownstreamError(Exception):
-    def __init__(self, service: str, reason: str, detail: str, status: int | None = None) -> None:
+    def __init__(
+        self, service: str, reason: str, detail: str, status: int | None = None, retry_after: str | None = None
+    ) -> None:
         super().__init__(f"{service}: {reason}: {detail}")
         self.service = service
         self.reason = reason
         self.detail = detail
         self.status = status
+        # The callee's Retry-After, in seconds, when it sent a valid one.
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """The seconds form of ``Retry-After`` (``120``); None for the date form, a
+    negative or a malformed value, or none at all."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        return None
+    return int(text)
 
 
 @attrs.frozen
@@ -362,16 +381,32 @@ class ClientOptions:
     max_response: int
     transport: str
     pool_size: int
+    # The longest a callee's Retry-After makes one retry wait, seconds.
+    retry_after_max: float = 1.0
 
 
 class ServiceClient:
-    """Calls one service. ``expect`` maps each documented status to its body class."""
+    """Calls one service. ``expect`` maps each documented status to its body class.
 
-    def __init__(self, service: str, base_url: str, tokens: ServiceTokens, options: ClientOptions) -> None:
+    ``jitter`` (a number in [0, 1)) and ``sleep`` make the wait before a retry; tests
+    pass their own."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        tokens: ServiceTokens,
+        options: ClientOptions,
+        *,
+        jitter: Callable[[], float] = random.random,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.options = options
+        self.jitter = jitter
+        self.sleep = sleep
         factory = TRANSPORTS.get(options.transport)
         if factory is None:
             raise SystemExit(
@@ -401,6 +436,7 @@ class ServiceClient:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         payload = None if body is None else json.dumps(unstructure(body), separators=(",", ":")).encode()
         attempts = 1 + (self.options.retries if idempotent else 0)
+        waited = 0.0
         for attempt in range(attempts):
             try:
                 return self._once(method, url, payload, expect)
@@ -408,8 +444,26 @@ class ServiceClient:
                 retryable = exc.reason in (UNAVAILABLE, TIMEOUT) or exc.status in RETRYABLE_STATUS
                 if attempt + 1 >= attempts or not retryable:
                     raise
-                time.sleep(self.options.backoff * (2**attempt))
+                delay = self.retry_delay(attempt, exc.retry_after)
+                # All the waiting of one call fits in one read timeout: a caller that
+                # is itself waiting on this call gives up after about that long.
+                if waited + delay > self.options.timeouts.read:
+                    raise
+                self.sleep(delay)
+                waited += delay
         raise AssertionError("unreachable")
+
+    def retry_delay(self, attempt: int, retry_after: str | None) -> float:
+        """Seconds to wait before retry ``attempt + 1``: the exponential backoff with
+        equal jitter (half fixed, half random, so callers that failed together do not
+        come back together), or the callee's ``Retry-After`` if longer, capped at
+        ``retry_after_max``."""
+        step = self.options.backoff * (2**attempt)
+        delay = step / 2 + self.jitter() * step / 2
+        asked = retry_after_seconds(retry_after)
+        if asked is not None:
+            delay = max(delay, min(float(asked), self.options.retry_after_max))
+        return delay
 
     def _once(self, method: str, url: str, payload: bytes | None, expect: Mapping[int, Any]) -> Reply:
         headers = {
@@ -432,9 +486,19 @@ class ServiceClient:
     def _interpret(self, raw: RawResponse, expect: Mapping[int, Any], elapsed_ms: float) -> Reply:
         if len(raw.body) > self.options.max_response:
             raise DownstreamError(self.service, BAD_RESPONSE, "response larger than allowed", raw.status)
+        # Passed on to this service's own caller: only the seconds form is kept.
+        retry_after = raw.headers.get("Retry-After")
+        if retry_after_seconds(retry_after) is None:
+            retry_after = None
         if raw.status not in expect:
-            reason = SERVER_ERROR if raw.status >= 500 else BAD_RESPONSE
-            raise DownstreamError(self.service, reason, f"undocumented status {raw.status}", raw.status)
+            # A 503 is the callee (its database, a proxy in front of it) saying it cannot
+            # serve now: the same as not reaching it.
+            if raw.status == 503:
+                reason, detail = UNAVAILABLE, "503 service unavailable"
+            else:
+                reason = SERVER_ERROR if raw.status >= 500 else BAD_RESPONSE
+                detail = f"undocumented status {raw.status}"
+            raise DownstreamError(self.service, reason, detail, raw.status, retry_after)
         cls = expect[raw.status]
         data = None
         if cls is not None:
@@ -452,7 +516,7 @@ class ServiceClient:
             error,
             elapsed_ms,
             _server_ms(raw.headers),
-            raw.headers.get("Retry-After"),
+            retry_after,
         )
 
 
@@ -473,6 +537,7 @@ def client_options(settings: Any, pool_size: int) -> ClientOptions:
         timeouts=Timeouts(settings.http_connect_timeout, settings.http_read_timeout),
         retries=settings.http_retries,
         backoff=settings.http_backoff,
+        retry_after_max=settings.http_retry_after_max,
         max_response=settings.http_max_response,
         transport=settings.http_transport,
         pool_size=pool_size,

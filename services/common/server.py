@@ -8,9 +8,8 @@ import logging
 import sys
 from typing import Any
 
-import waitress
-
 from services.common.config import Settings
+from services.common.slow_clients import Deadlines, create_server
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,9 @@ def tune_allocator() -> None:
 
 
 def serve(app: Any, service: str, settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    server = waitress.create_server(
+    server = create_server(
         app,
+        deadlines=Deadlines(settings.header_timeout, settings.body_timeout),
         host=host or settings.bind_host,
         port=settings.port(service) if port is None else port,
         threads=settings.thread_count(service),

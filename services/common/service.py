@@ -33,5 +33,5 @@ def internal_app(
         middleware=[TrustMiddleware(service, settings.secret(), operations), database.DatabaseMiddleware(db)],
         domain_errors=domain_errors,
     )
-    app.add_error_handler(peewee.OperationalError, database.on_database_error)
+    database.install_errors(app, db)
     return app, db

@@ -15,7 +15,8 @@ from typing import Any
 import falcon
 import falcon.media
 
-from contracts.converter import structure, unstructure
+from contracts.converter import printable, structure, unstructure
+from contracts.types import UUID_RE
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from services.common.metrics import Metrics, MetricsResource
@@ -75,7 +76,8 @@ class RequestContext:
         elapsed_ms = (time.perf_counter() - started) * 1000
         entries = [*req.context.timings, f"app;dur={elapsed_ms:.2f}"]
         resp.set_header("Server-Timing", ", ".join(entries))
-        log.info("%s %s %s %.1fms", req.method, req.path, resp.status_code, elapsed_ms)
+        # The path is the client's text, decoded: a %0A in it must not start a log line.
+        log.info("%s %s %s %.1fms", req.method, printable(req.path), resp.status_code, elapsed_ms)
         request_id_var.reset(req.context.token)
 
 
@@ -151,9 +153,19 @@ def _int_param(req: falcon.Request, name: str, default: int) -> int:
     raw = req.get_param(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    # str.isdigit() also says yes to "²" and "١", which int() refuses or reads.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a whole number.")
     return int(raw)
+
+
+def id_param(req: falcon.Request, name: str) -> str | None:
+    """An ID from the query string: a lowercase UUID, or ``422``. Only a well-formed ID
+    reaches the database (PostgreSQL would fail on a NUL in it, for one)."""
+    raw = req.get_param(name)
+    if raw is not None and not UUID_RE.fullmatch(raw):
+        raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a lowercase UUID.")
+    return raw
 
 
 def not_found(what: str) -> errors.ApiError:

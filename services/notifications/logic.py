@@ -8,7 +8,7 @@ import peewee
 
 from contracts import notifications as wire
 from contracts import profiles
-from contracts.types import new_id
+from contracts.types import new_id, scrub
 from services.common.clients import ProfilesClient
 from services.common.db import iso, load, utcnow
 from services.common.errors import NotFound
@@ -44,19 +44,21 @@ def money(amount: int, currency: str) -> str:
 
 
 def compose(request: wire.LetterRequest, profile: profiles.Profile) -> tuple[str, str, str]:
-    """The happy letter for a paid order, the sad one for a cancelled order."""
+    """The happy letter for a paid order, the sad one for a cancelled order. A name
+    stored before names were checked is written with U+FFFD for what is now refused."""
     total = money(request.total, request.currency)
+    name = scrub(profile.first_name)
     if request.status == "paid":
         return (
             "happy",
             f"Your order {request.order_id} is paid",
-            f"Hello {profile.first_name},\n\nyour order {request.order_id} for {total} is paid. Thank you!\n",
+            f"Hello {name},\n\nyour order {request.order_id} for {total} is paid. Thank you!\n",
         )
     reason = request.reason or "the payment did not go through"
     return (
         "sad",
         f"Your order {request.order_id} was cancelled",
-        f"Hello {profile.first_name},\n\nwe are sorry: your order {request.order_id} for {total} "
+        f"Hello {name},\n\nwe are sorry: your order {request.order_id} for {total} "
         f"was cancelled ({reason}). No money was taken.\n",
     )
 

@@ -7,7 +7,7 @@ import peewee
 
 from contracts import notifications as wire
 from services.common.clients import ProfilesClient
-from services.common.web import page, read_body, respond
+from services.common.web import id_param, page, read_body, respond
 from services.notifications import logic
 from services.notifications.mailer import Mailer
 
@@ -28,7 +28,7 @@ class LettersResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit, offset = page(req)
-        respond(resp, logic.listing(req.get_param("user_id"), req.get_param("order_id"), limit, offset))
+        respond(resp, logic.listing(id_param(req, "user_id"), id_param(req, "order_id"), limit, offset))
 
 
 class LetterResource:

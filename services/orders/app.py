@@ -19,6 +19,7 @@ ERRORS = {
     logic.InProgress: Mapped(409, "in_progress", "Order creation in progress"),
     logic.StatusConflict: Mapped(409, "status_conflict", "Order already final"),
     logic.TotalTooLarge: Mapped(422, "total_too_large", "Order total too large"),
+    logic.Unreadable: Mapped(500, "order_unreadable", "Stored order cannot be read"),
 }
 
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
+from typing import Any
 
+import attrs
 import peewee
+from cattrs.errors import BaseValidationError
 
 from contracts import orders as wire
-from contracts.converter import structure, unstructure
-from contracts.types import MAX_AMOUNT, new_id
+from contracts.converter import printable, problems, structure, unstructure
+from contracts.types import MAX_AMOUNT, new_id, scrub
 from services.common.db import iso, load, parse_iso, savepoint, utcnow, write_transaction
 from services.common.errors import NotFound
 from services.orders import models
 from services.orders.models import Order
 
 PENDING = "pending"
+log = logging.getLogger(__name__)
 
 
 class KeyReused(Exception):
@@ -35,19 +40,47 @@ class TotalTooLarge(Exception):
     """The items add up to more than an amount may hold."""
 
 
+class Unreadable(Exception):
+    """A stored order that no longer fits the contract (a damaged row): Orders will not
+    send what its callers would refuse."""
+
+
 def to_wire(row: Order) -> wire.Order:
-    return wire.Order(
-        id=row.id,
-        user_id=row.user_id,
-        items=structure(json.loads(row.items), list[wire.Item]),
-        total=row.total,
-        currency=row.currency,
-        status=row.status,
-        reason=row.reason,
-        payment_id=row.payment_id,
-        created_at=iso(row.created_at),
-        updated_at=iso(row.updated_at),
-    )
+    try:
+        return wire.Order(
+            id=row.id,
+            user_id=row.user_id,
+            items=_items(row.items),
+            total=row.total,
+            currency=row.currency,
+            status=row.status,
+            reason=row.reason,
+            payment_id=row.payment_id,
+            created_at=iso(row.created_at),
+            updated_at=iso(row.updated_at),
+        )
+    except Exception as exc:
+        # Whatever the row holds: the caller gets a clear error, the log names the row.
+        found = "; ".join(f"{p.path}: {p.message}" for p in problems(exc))
+        log.error("order %s (row %s) cannot be sent back: %s", printable(str(row.id)), row.seq, printable(found))
+        raise Unreadable(f"Order {printable(str(row.id))} is stored in a form the contract refuses.") from None
+
+
+def _items(stored: str) -> list[wire.Item]:
+    items = json.loads(stored)
+    try:
+        return structure(items, list[wire.Item])
+    except BaseValidationError:
+        if type(items) is not list:
+            raise
+        # Names written before text was checked: sent with U+FFFD for what is now refused.
+        return structure([_scrubbed(item) for item in items], list[wire.Item])
+
+
+def _scrubbed(item: Any) -> Any:
+    if type(item) is dict and type(item.get("name")) is str:
+        return {**item, "name": scrub(item["name"])}
+    return item
 
 
 def _new_order(order_id: str, request: wire.NewOrder, total: int, now: datetime.datetime) -> wire.Order:
@@ -176,11 +209,25 @@ def set_status(db: peewee.Database, order_id: str, change: wire.StatusChange) ->
 
 def release(order_id: str, run_id: str) -> None:
     """Drop a run's claim so the next retry need not wait for the lease to end."""
-    updated = (
-        Order.update(run_id=None, run_expires=None).where((Order.id == order_id) & (Order.run_id == run_id)).execute()
-    )
+    updated = 0
+    # No run holds a claim under an ID the contract refuses (PostgreSQL refuses a NUL).
+    if _is_run_id(run_id):
+        updated = (
+            Order.update(run_id=None, run_expires=None)
+            .where((Order.id == order_id) & (Order.run_id == run_id))
+            .execute()
+        )
     if not updated and Order.get_or_none(Order.id == order_id) is None:
         raise NotFound("No such order.")
+
+
+def _is_run_id(text: str) -> bool:
+    field = attrs.fields(wire.NewOrder).run_id
+    try:
+        field.validator(None, field, text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_time(text: str) -> datetime.datetime:

@@ -10,7 +10,7 @@ import peewee
 from contracts import orders as wire
 from contracts.types import ORDER_STATUSES
 from services.common.errors import ApiError
-from services.common.web import page, read_body, respond
+from services.common.web import id_param, page, read_body, respond
 from services.orders import logic
 
 
@@ -32,7 +32,7 @@ class OrdersResource:
                 422, "validation_failed", "Invalid query", f"status must be one of {', '.join(ORDER_STATUSES)}."
             )
         before, after = _time_param(req, "updated_before"), _time_param(req, "updated_after")
-        respond(resp, logic.listing(req.get_param("user_id"), status, before, after, limit, offset))
+        respond(resp, logic.listing(id_param(req, "user_id"), status, before, after, limit, offset))
 
 
 def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:

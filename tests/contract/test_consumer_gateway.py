@@ -148,20 +148,31 @@ def test_a_route_when_the_service_answers_a_documented_error(
         assert result.json["code"] == answer["jsonBody"]["code"]
         attempts = 1
     else:
-        # Only the service's plumbing answers it: the gateway's own call failed.
-        reason = "server_error" if status >= 500 else "bad_response"
-        assert result.status_code == 502, result.text
+        # Only the service's plumbing answers it: the gateway's own call failed, and a
+        # 503 is the service unavailable.
+        reason = "unavailable" if status == 503 else "server_error" if status >= 500 else "bad_response"
+        assert result.status_code == (503 if status == 503 else 502), result.text
         assert result.json["code"] == f"{route.service}_{reason}"
         attempts = ATTEMPTS if route.idempotent and status in (502, 503, 504) else 1
+    if result.status_code == 503:
+        assert result.headers["Retry-After"] == "1", "a 503 always says when to come back"
     assert calls(wiremock, settings) == [downstream_call(route)] * attempts
 
 
-def test_throttled_login_passes_on_retry_after(wiremock: WireMock, settings: Settings, call: Any) -> None:
-    answer = documented("auth", "login", 429)
-    answer["headers"] = {**answer["headers"], "Retry-After": "240"}
-    stub(wiremock, "auth", "login", answer)
-    result = call(ROUTES[1])
-    assert result.status_code == 429 and result.headers["Retry-After"] == "240"
+@pytest.mark.parametrize(
+    ("route", "status", "code"),
+    [(ROUTES[1], 429, "too_many_attempts"), (ROUTES[3], 503, "billing_unavailable")],
+    ids=["throttled-login", "wallet-unavailable"],
+)
+def test_a_services_retry_after_is_passed_on(
+    wiremock: WireMock, settings: Settings, call: Any, route: Route, status: int, code: str
+) -> None:
+    answer = documented(route.service, route.operation, status)
+    answer["headers"] = {**answer["headers"], "Retry-After": "7"}
+    stub(wiremock, route.service, route.operation, answer)
+    result = call(route)
+    assert result.status_code == status and result.json["code"] == code
+    assert result.headers["Retry-After"] == "7"
 
 
 MISBEHAVIOUR_CASES = [(route, how) for route in ROUTES for how in misbehaviours(route.ok)]

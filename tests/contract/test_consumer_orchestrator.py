@@ -10,9 +10,11 @@ client's request ID, each one its provider's document accepts.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import falcon.testing
 import pytest
 
@@ -154,8 +156,11 @@ def expected_for_error(step: str, status: int) -> tuple[int, str | None, str | N
         if step == "create_order":
             return status, None, None, 1  # 409, 422: the client's to fix, passed on
         return 502, "refused", None, 1
-    # A status only the plumbing answers is not an answer this client knows.
-    retried = status in (502, 503, 504)
+    # A status only the plumbing answers is not an answer this client knows; a 503 says
+    # the service cannot serve now (its database is down or busy).
+    if status == 503:
+        return 503, "unavailable", None, ATTEMPTS
+    retried = status in (502, 504)
     return 502, "server_error" if status >= 500 else "bad_response", None, ATTEMPTS if retried else 1
 
 
@@ -198,6 +203,8 @@ def test_a_documented_error_at_a_step(
         assert result.json["code"] == f"{step}_failed"
         assert (result.json["step"], result.json["step_name"], result.json["reason"]) == (number, step, reason)
         assert result.json.get("order_id") == (None if step == "create_order" else examples.PAID_ORDER_ID)
+        # The stub names no time: the client is told the default.
+        assert result.headers.get("Retry-After") == ("1" if answered == 503 else None)
     order_kept = step != "create_order"
     assert calls(wiremock, settings) == journal_after(step, attempts, order_kept)
 
@@ -222,6 +229,33 @@ def test_a_misbehaving_service_at_a_step(
         assert body["code"] == f"{step}_failed" and body["service"] == service
         assert (body["step"], body["step_name"], body["reason"]) == (number, step, how.reason)
     assert calls(wiremock, settings) == journal_after(step, how.attempts, step != "create_order")
+
+
+@pytest.mark.parametrize("step", ["create_order", "pay", "update_status"])
+def test_a_503_with_retry_after_is_retried_after_it_and_the_client_is_told(
+    wiremock: WireMock, tmp_path: Path, keys: ClientKeys, step: str
+) -> None:
+    number, service, name, _ok, _call = STEPS[step]
+    stub_paid_flow(wiremock, skip=step)
+    answer = documented(service, name, 503)
+    answer["headers"] = {**answer["headers"], "Retry-After": "30"}
+    stub(wiremock, service, name, answer)
+    # 30 s asked, 0.15 s allowed per wait: two waits fit the 0.4 s read timeout.
+    settings = attrs.evolve(consumer_settings(tmp_path, wiremock), http_retry_after_max=0.15)
+    token = keys.token(settings, examples.USER_ID)
+    client = falcon.testing.TestClient(create_app(settings))
+    started = time.monotonic()
+    result = client.simulate_post(
+        "/orders",
+        json=wire(examples.PAID_ORDER_REQUEST),
+        headers={"Authorization": f"Bearer {token}", "X-Request-ID": REQUEST_ID},
+    )
+    assert time.monotonic() - started >= 2 * 0.15
+    assert result.status_code == 503, result.text
+    body = result.json
+    assert (body["step"], body["reason"], body["code"]) == (number, "unavailable", f"{step}_failed")
+    assert result.headers["Retry-After"] == "30"
+    assert calls(wiremock, settings) == journal_after(step, ATTEMPTS, step != "create_order")
 
 
 def test_an_order_the_token_owner_does_not_own_sends_nothing(

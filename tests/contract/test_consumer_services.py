@@ -50,6 +50,14 @@ def attempts_for(status: int) -> int:
     return ATTEMPTS if status in (502, 503, 504) else 1
 
 
+def failure_for(status: int) -> tuple[str, int]:
+    """(reason, status answered to the caller) for a status only the plumbing answers:
+    a 503 is the service unavailable, another 5xx its failure, the rest a bad answer."""
+    if status == 503:
+        return "unavailable", 503
+    return ("server_error" if status >= 500 else "bad_response"), 502
+
+
 # Auth: register = create the user, PUT the profile, PUT the wallet.
 
 
@@ -97,8 +105,9 @@ def test_registration_when_profiles_answers_a_documented_error(
     stub(wiremock, "profiles", "put_profile", documented("profiles", "put_profile", status))
     stub(wiremock, "billing", "open_wallet", documented("billing", "open_wallet", 201, "new"))
     result = register()
-    reason = "server_error" if status >= 500 else "bad_response"
-    assert result.status_code == 502, result.text
+    reason, answered = failure_for(status)
+    assert result.status_code == answered, result.text
+    assert result.headers.get("Retry-After") == ("1" if answered == 503 else None)
     assert result.json["code"] == f"profiles_{reason}" and result.json["service"] == "profiles"
     assert registration_calls(wiremock, settings) == [PROFILE] * attempts_for(status)
 
@@ -110,8 +119,9 @@ def test_registration_when_billing_answers_a_documented_error(
     stub(wiremock, "profiles", "put_profile", documented("profiles", "put_profile", 201))
     stub(wiremock, "billing", "open_wallet", documented("billing", "open_wallet", status))
     result = register()
-    reason = "server_error" if status >= 500 else "bad_response"
-    assert result.status_code == 502, result.text
+    reason, answered = failure_for(status)
+    assert result.status_code == answered, result.text
+    assert result.headers.get("Retry-After") == ("1" if answered == 503 else None)
     assert result.json["code"] == f"billing_{reason}" and result.json["service"] == "billing"
     assert registration_calls(wiremock, settings) == [PROFILE] + [WALLET] * attempts_for(status)
 
@@ -209,8 +219,9 @@ def test_a_profiles_error_only_its_plumbing_answers_is_a_failed_lookup(
 ) -> None:
     stub(wiremock, "profiles", "get_profile", documented("profiles", "get_profile", status))
     result = send_letter()
-    reason = "server_error" if status >= 500 else "bad_response"
-    assert result.status_code == 502, result.text
+    reason, answered = failure_for(status)
+    assert result.status_code == answered, result.text
+    assert result.headers.get("Retry-After") == ("1" if answered == 503 else None)
     assert result.json["code"] == f"profiles_{reason}"
     assert lookups(wiremock, settings) == [LOOKUP] * attempts_for(status)
 

@@ -32,7 +32,7 @@ def test_docs_assets_are_served_and_nothing_else_from_the_folder(gateway: Gatewa
     assert gateway.request("GET", "/docs/static/..%2F__init__.py").status_code == 404
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by ./test)")
 def test_swagger_ui_page_in_headless_chromium_shows_the_order_routes(stack: Stack) -> None:
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(

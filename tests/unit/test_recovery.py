@@ -1,0 +1,130 @@
+"""Recovery's loop, with a fake Orders: a row Orders cannot send costs only that row, and
+whatever stops one order's run stops that order alone."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import attrs
+import pytest
+
+from contracts import notifications, orders
+from orchestrator import flow, recovery
+from services.common.http import BAD_RESPONSE, SERVER_ERROR, UNAVAILABLE, DownstreamError, Reply
+
+USER = str(uuid.uuid4())
+STAMP = "2026-01-01T00:00:00.000000Z"
+
+
+def order(status: str = "pending") -> orders.Order:
+    return orders.Order(
+        id=str(uuid.uuid4()),
+        user_id=USER,
+        items=[orders.Item(name="Tea", quantity=1, price=100)],
+        total=100,
+        currency="RUB",
+        status=status,
+        reason=None,
+        payment_id=None,
+        created_at=STAMP,
+        updated_at=STAMP,
+    )
+
+
+class FakeOrders:
+    """Lists ``rows`` newest first; a page holding a position in ``bad`` fails as Orders
+    fails when it cannot send a row."""
+
+    def __init__(self, rows: list[orders.Order], bad: set[int] = frozenset(), reason: str = SERVER_ERROR) -> None:
+        self.rows, self.bad, self.reason = rows, bad, reason
+        self.calls: list[tuple[int, int]] = []
+
+    def list_orders(self, limit: int, offset: int, status: str, **_query: Any) -> Reply:
+        self.calls.append((limit, offset))
+        if any(offset <= position < offset + limit for position in self.bad):
+            raise DownstreamError("orders", self.reason, "undocumented status 500", 500)
+        matching = [row for row in self.rows if row.status == status]
+        page = orders.OrderPage(items=matching[offset : offset + limit], limit=limit, offset=offset)
+        return Reply(200, page, None, 0.0, None)
+
+
+def letter(of: orders.Order) -> notifications.Letter:
+    return notifications.Letter(
+        id=str(uuid.uuid4()),
+        order_id=of.id,
+        user_id=of.user_id,
+        kind="happy",
+        recipient="anna@example.com",
+        subject="Paid",
+        body="Thank you",
+        delivery="sent",
+        created_at=STAMP,
+    )
+
+
+def services(fake: FakeOrders) -> flow.Services:
+    return flow.Services(orders=fake, billing=None, notifications=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reason", [SERVER_ERROR, BAD_RESPONSE])
+def test_a_page_orders_cannot_send_is_read_again_one_order_at_a_time(reason: str) -> None:
+    rows = [order() for _ in range(250)]
+    fake = FakeOrders(rows, bad={5, 150}, reason=reason)
+    report = recovery.Report()
+
+    found = recovery._orders(services(fake), report, "pending", status="pending")
+
+    assert found == [row for position, row in enumerate(rows) if position not in (5, 150)]
+    assert [line.split(" cannot")[0] for line in report.failures] == [
+        "pending order no. 6 of the listing (newest first)",
+        "pending order no. 151 of the listing (newest first)",
+    ]
+    # Two pages of 100 asked again order by order; the last page, which ends the listing, whole.
+    assert len(fake.calls) == 3 + 2 * recovery.PAGE
+
+
+def test_a_bad_row_in_the_last_page_ends_the_listing_where_orders_does() -> None:
+    rows = [order() for _ in range(3)]
+    fake = FakeOrders(rows, bad={1})
+    report = recovery.Report()
+
+    assert recovery._orders(services(fake), report, "pending", status="pending") == [rows[0], rows[2]]
+    assert len(report.failures) == 1 and fake.calls == [(100, 0), (1, 0), (1, 1), (1, 2), (1, 3)]
+
+
+def test_orders_down_is_not_narrowed_but_reported_once() -> None:
+    fake = FakeOrders([order() for _ in range(3)], bad={0}, reason=UNAVAILABLE)
+
+    report = recovery.recover(services(fake), older_than=0, letters_since=3600)
+
+    assert report.failures == ["listing pending orders: orders: unavailable: undocumented status 500"]
+    assert fake.calls == [(100, 0)]
+
+
+def test_whatever_stops_one_order_is_reported_and_the_others_are_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    pending = [order() for _ in range(3)]
+    final = [order("paid") for _ in range(2)]
+    broken, unletterable = pending[1].id, final[0].id
+
+    def run_flow(run: flow.Run, start: str | None = None, until: str | None = None) -> flow.Run:
+        assert run.order is not None
+        if start == recovery.LETTER_STEP:
+            if run.order.id == unletterable:
+                raise ValueError("a letter that cannot be made")
+        elif run.order.id == broken:
+            raise KeyError("not a failure the flow names")
+        else:
+            run.order = attrs.evolve(run.order, status="paid")
+        run.letter, run.letter_created = letter(run.order), True
+        return run
+
+    monkeypatch.setattr(flow, "run_flow", run_flow)
+
+    report = recovery.recover(services(FakeOrders(pending + final)), older_than=0, letters_since=3600)
+
+    assert (report.pending_found, report.paid, report.letters_checked, report.letters_sent) == (3, 2, 2, 3)
+    assert report.failures == [
+        f"order {broken}: KeyError: 'not a failure the flow names'",
+        f"letter for order {unletterable}: ValueError: a letter that cannot be made",
+    ]
