@@ -165,7 +165,7 @@ def test_after_hostile_text_the_list_answers_and_recovery_finishes_the_pending_o
     stack: Stack, gateway: Gateway
 ) -> None:
     customer = gateway.customer(deposit=5_000)
-    _key, pending = _gateway_dies_after(stack, customer, 1_000, 6)
+    _key, pending = _gateway_dies_after(stack, customer, 1_000, "payment_decided")
     for char in UNSAFE.values():
         refused_field(post(gateway, "/orders", encoded(order_body(customer, char)), customer.token), "$.items[0].name")
         refused_field(post(gateway, "/auth/register", encoded(registration(first_name=char))), "$.first_name")
@@ -232,9 +232,9 @@ def test_recovery_reports_an_order_orders_cannot_read_and_finishes_every_other(
     try:
         gateway = Gateway(stack.urls["gateway"])
         first, second, legacy, damaged = (gateway.customer(deposit=5_000) for _ in range(4))
-        _key, abandoned = _gateway_dies_after(stack, first, 1_000, 4)
-        _key, debited = _gateway_dies_after(stack, first, 1_000, 6)
-        _key, other = _gateway_dies_after(stack, second, 2_000, 6)
+        _key, abandoned = _gateway_dies_after(stack, first, 1_000, "order_created")
+        _key, debited = _gateway_dies_after(stack, first, 1_000, "payment_decided")
+        _key, other = _gateway_dies_after(stack, second, 2_000, "payment_decided")
         # Stored by the version that took any text: JSON escapes, as json.dumps wrote them.
         old = plant_order(
             stack.settings,
