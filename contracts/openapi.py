@@ -24,8 +24,7 @@ import attrs
 from contracts import auth, billing, examples, gateway, notifications, orders, profiles, types
 from contracts.converter import Problem
 from contracts.errors import ErrorBody
-from contracts.operations import ANYONE, CLIENT, Operation, Query
-from services.common.config import DEFAULT_PORTS
+from contracts.operations import ANYONE, CLIENT, DEFAULT_PORTS, Operation, Query
 
 SERVICES: dict[str, tuple[Operation, ...]] = {
     "gateway": gateway.OPERATIONS,

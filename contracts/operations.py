@@ -12,6 +12,9 @@ import attrs
 
 from contracts.errors import ErrorBody
 
+# The six services, and the port each listens on unless configured otherwise.
+SERVICES = ("gateway", "auth", "profiles", "orders", "billing", "notifications")
+DEFAULT_PORTS = dict(zip(SERVICES, range(8000, 8006), strict=True))
 GATEWAY = "gateway"
 AUTH = "auth"
 NOTIFICATIONS = "notifications"

@@ -23,9 +23,10 @@ from cattrs.errors import BaseValidationError
 from contracts import orders
 from contracts import vocabulary as words
 from contracts.converter import problems
+from contracts.vocabulary import BAD_RESPONSE, SERVER_ERROR
 from orchestrator import flow
 from services.common.clock import iso, utcnow
-from services.common.http import BAD_RESPONSE, SERVER_ERROR, DownstreamError
+from services.common.http import DownstreamError
 
 log = logging.getLogger(__name__)
 PAGE = 100

@@ -90,9 +90,7 @@ class Fake:
         expected = op.responses[status]
         data = None if expected is None else structure(unstructure(body), expected)
         error = data if isinstance(data, ErrorBody) else None
-        return Reply(
-            status=status, data=None if error else data, error=error, elapsed_ms=SERVER_MS, server_ms=SERVER_MS
-        )
+        return Reply(status, None if error else data, error, server_ms=SERVER_MS)
 
     def _refusal(self, operation: str, status: int, code: str, title: str, fault: Fault | None) -> Reply:
         return self._answer(operation, status, ErrorBody(code=code, title=title), fault)
@@ -401,7 +399,7 @@ class FakeAuth(Fake):
         return self._answer("jwks", 200, auth.Jwks(keys=published))
 
     def health(self) -> Reply:
-        return Reply(status=200, data=None, error=None, elapsed_ms=SERVER_MS, server_ms=SERVER_MS)
+        return Reply(200, None, None, server_ms=SERVER_MS)
 
     def token(self, user_id: str, ttl: int = 300) -> str:
         """An access token for ``user_id``, signed by the first published key."""

@@ -10,12 +10,13 @@ import peewee
 from contracts import auth as wire
 from contracts import profiles
 from contracts.types import new_id
+from contracts.vocabulary import BAD_RESPONSE
 from services.auth.keys import Signer
 from services.auth.models import LoginFailure, User
 from services.auth.passwords import dummy_hash, hash_password, verify_password
 from services.common.clients import BillingClient, ProfilesClient
 from services.common.db import iso, utcnow
-from services.common.http import BAD_RESPONSE, DownstreamError
+from services.common.http import DownstreamError
 
 # The registration chain as the design gives it: (step, who, whom, message).
 REGISTRATION_CHAIN = (

@@ -14,9 +14,11 @@ from typing import Any
 
 import attrs
 
-SERVICES = ("gateway", "auth", "profiles", "orders", "billing", "notifications")
+from contracts.operations import DEFAULT_PORTS, SERVICES
+
+__all__ = ["DEFAULT_PORTS", "SERVICES", "Settings"]
+
 INTERNAL_SERVICES = SERVICES[1:]
-DEFAULT_PORTS = dict(zip(SERVICES, range(8000, 8006), strict=True))
 PREFIX = "SYNCORDERS_"
 
 

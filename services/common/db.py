@@ -27,8 +27,7 @@ from playhouse.pool import PooledPostgresqlDatabase
 
 # Re-exported: the services' logic takes its times from here with its database.
 from services.common.clock import iso, parse_iso, utcnow
-from services.common.errors import ApiError, on_unexpected
-from services.common.http import DEFAULT_RETRY_AFTER
+from services.common.errors import DEFAULT_RETRY_AFTER, ApiError, on_unexpected
 
 __all__ = ["iso", "parse_iso", "utcnow"]
 

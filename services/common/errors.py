@@ -15,19 +15,13 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 
 from contracts.converter import printable, problems, unstructure
 from contracts.errors import ErrorBody
-from services.common.http import (
-    BAD_RESPONSE,
-    DEFAULT_RETRY_AFTER,
-    SERVER_ERROR,
-    TIMEOUT,
-    UNAVAILABLE,
-    DownstreamError,
-)
+from contracts.vocabulary import STATUS_OF_FAILURE
+from services.common.http import DownstreamError
 
 log = logging.getLogger(__name__)
 
-# How a failed call to another service is reported to this service's caller.
-DOWNSTREAM_STATUS = {UNAVAILABLE: 503, TIMEOUT: 504, SERVER_ERROR: 502, BAD_RESPONSE: 502}
+# What a caller is told to wait when the service it called gave no Retry-After, seconds.
+DEFAULT_RETRY_AFTER = "1"
 
 
 class ApiError(falcon.HTTPError):
@@ -124,7 +118,7 @@ def install(app: falcon.App, domain_errors: Mapping[type[Exception], Mapped] | N
 
     def on_downstream(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
         assert isinstance(exc, DownstreamError)
-        status = DOWNSTREAM_STATUS[exc.reason]
+        status = STATUS_OF_FAILURE[exc.reason]
         raise ApiError(
             status,
             f"{exc.service}_{exc.reason}",

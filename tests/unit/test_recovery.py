@@ -10,8 +10,9 @@ import attrs
 import pytest
 
 from contracts import notifications, orders
+from contracts.vocabulary import BAD_RESPONSE, SERVER_ERROR, UNAVAILABLE
 from orchestrator import flow, recovery
-from services.common.http import BAD_RESPONSE, SERVER_ERROR, UNAVAILABLE, DownstreamError, Reply
+from services.common.http import DownstreamError, Reply
 
 USER = str(uuid.uuid4())
 STAMP = "2026-01-01T00:00:00.000000Z"
@@ -46,7 +47,7 @@ class FakeOrders:
             raise DownstreamError("orders", self.reason, "undocumented status 500", 500)
         matching = [row for row in self.rows if row.status == status]
         page = orders.OrderPage(items=matching[offset : offset + limit], limit=limit, offset=offset)
-        return Reply(200, page, None, 0.0, None)
+        return Reply(200, page, None)
 
 
 def letter(of: orders.Order) -> notifications.Letter:

@@ -10,16 +10,9 @@ from typing import Any
 import pytest
 
 from contracts.errors import ErrorBody
-from services.common.http import (
-    SERVER_ERROR,
-    UNAVAILABLE,
-    ClientOptions,
-    DownstreamError,
-    RawResponse,
-    ServiceClient,
-    Timeouts,
-    retry_after_seconds,
-)
+from contracts.vocabulary import SERVER_ERROR, UNAVAILABLE
+from services.common.http import ClientOptions, DownstreamError, ServiceClient, retry_after_seconds
+from services.common.transports import RawResponse, Timeouts
 from services.common.trust import ServiceTokens
 
 JSON = {"Content-Type": "application/json"}

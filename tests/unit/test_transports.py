@@ -12,18 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import attrs
 import pytest
 
-from services.common.http import (
-    BAD_RESPONSE,
-    TIMEOUT,
-    TRANSPORTS,
-    UNAVAILABLE,
-    ClientOptions,
-    DownstreamError,
-    ServiceClient,
-    SocketTransport,
-    Timeouts,
-)
+from contracts.vocabulary import BAD_RESPONSE, TIMEOUT, UNAVAILABLE
+from services.common.http import ClientOptions, DownstreamError, ServiceClient
 from services.common.logs import request_id_var
+from services.common.transports import TRANSPORTS, SocketTransport, Timeouts
 from services.common.trust import ServiceTokens
 
 JSON_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

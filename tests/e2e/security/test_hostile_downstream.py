@@ -11,9 +11,11 @@ import falcon.testing
 import pytest
 
 from contracts import billing
+from contracts.vocabulary import BAD_RESPONSE
 from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
-from services.common.http import BAD_RESPONSE, TRANSPORTS, DownstreamError
+from services.common.http import DownstreamError
+from services.common.transports import TRANSPORTS
 from services.common.trust import ServiceTokens
 from services.notifications.app import create_app as notifications_app
 from tests.e2e.security.common import LocalServer
