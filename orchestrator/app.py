@@ -14,14 +14,7 @@ from orchestrator.auth import ClientAuth
 from orchestrator.docs import add_docs
 from orchestrator.metrics import FlowMetrics
 from orchestrator.tokens import TokenVerifier
-from services.common.clients import (
-    AuthClient,
-    BillingClient,
-    NotificationsClient,
-    OrdersClient,
-    ProfilesClient,
-    make_client,
-)
+from services.common.clients import CLIENTS, make_client
 from services.common.config import INTERNAL_SERVICES, Settings
 from services.common.errors import ApiError, Mapped, retry_after
 from services.common.metrics import Metrics
@@ -66,14 +59,7 @@ def _advice(exc: flow.FlowStopped) -> str:
 def create_app(settings: Settings, *, clients: Mapping[str, Any] | None = None) -> falcon.App:
     """The gateway, calling the five services through ``clients`` by name (by default,
     over HTTP at the configured URLs)."""
-    kinds = {
-        "auth": AuthClient,
-        "profiles": ProfilesClient,
-        "orders": OrdersClient,
-        "billing": BillingClient,
-        "notifications": NotificationsClient,
-    }
-    made = clients or {name: make_client(kinds[name], SERVICE, name, settings) for name in INTERNAL_SERVICES}
+    made = clients or {name: make_client(CLIENTS[name], SERVICE, name, settings) for name in INTERNAL_SERVICES}
     verifier = TokenVerifier(
         made["auth"],
         settings.token_issuer,

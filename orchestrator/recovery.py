@@ -12,9 +12,12 @@ bad order never keeps the others from being finished.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -27,6 +30,7 @@ from contracts.vocabulary import BAD_RESPONSE, SERVER_ERROR
 from orchestrator import flow
 from services.common.clock import iso, utcnow
 from services.common.http import DownstreamError
+from services.common.logs import request_id_var
 
 log = logging.getLogger(__name__)
 PAGE = 100
@@ -121,54 +125,77 @@ def recover(services: flow.Services, older_than: float, letters_since: float, de
     now = utcnow()
     cutoff = iso(now - datetime.timedelta(seconds=older_than))
     try:
-        pending = _orders(services, report, words.PENDING, status=words.PENDING, updated_before=cutoff)
+        with _request_id():
+            pending = _orders(services, report, words.PENDING, status=words.PENDING, updated_before=cutoff)
     except DownstreamError as exc:
         report.failures.append(f"listing pending orders: {exc}")
         return report
     for order in pending:
         report.pending_found += 1
-        run = flow.Run(
-            services=services,
-            user_id=order.user_id,
-            body=None,
-            idempotency_key="recovery",
-            mode=flow.RECOVER,
-            order=order,
-        )
-        try:
-            flow.run_flow(run, start=RESUME_AT)
-        except Exception as exc:
-            # Whatever stops one order (a service, a bug, data it cannot take) stops it alone.
-            _failed(report, f"order {order.id}", exc)
-            continue
-        assert run.order is not None
-        if run.order.status == words.PAID:
-            report.paid += 1
-        else:
-            report.cancelled += 1
-        report.letters_sent += run.letter_created
-        if run.letter_pending:
-            # Final now, but step 9 failed; this order is outside this run's letter check.
-            report.failures.append(f"letter for order {order.id}: not sent, Notifications failed")
-        _check_delivery(run, undelivered)
+        with _request_id():
+            _finish(services, order, report, undelivered)
     since = iso(now - datetime.timedelta(seconds=letters_since))
     for status in words.FINAL_STATUSES:
         try:
-            final = _orders(services, report, status, status=status, updated_before=cutoff, updated_after=since)
+            with _request_id():
+                final = _orders(services, report, status, status=status, updated_before=cutoff, updated_after=since)
         except DownstreamError as exc:
             report.failures.append(f"listing {status} orders: {exc}")
             continue
         for order in final:
             report.letters_checked += 1
-            report.letters_sent += _letter(services, order, report, undelivered)
+            with _request_id():
+                report.letters_sent += _letter(services, order, report, undelivered)
     if undelivered and delivery_claim > 0:
         time.sleep(delivery_claim)
         retried, undelivered = undelivered, []
         for order in retried:
-            _letter(services, order, report, undelivered)
+            with _request_id():
+                _letter(services, order, report, undelivered)
     for order in undelivered:
         report.failures.append(f"letter for order {order.id}: not delivered, SMTP refused it")
     return report
+
+
+@contextlib.contextmanager
+def _request_id() -> Iterator[str]:
+    """A request ID for one piece of recovery's work, sent on each of its calls and on
+    its log lines, so the services' logs follow it as they follow an order."""
+    rid = f"recover-{uuid.uuid4().hex[:16]}"
+    token = request_id_var.set(rid)
+    try:
+        yield rid
+    finally:
+        request_id_var.reset(token)
+
+
+def _finish(services: flow.Services, order: orders.Order, report: Report, undelivered: list[orders.Order]) -> None:
+    """The flow again, from the payment on, for one pending order."""
+    log.info("finishing pending order %s", order.id)
+    run = flow.Run(
+        services=services,
+        user_id=order.user_id,
+        body=None,
+        idempotency_key="recovery",
+        mode=flow.RECOVER,
+        order=order,
+    )
+    try:
+        flow.run_flow(run, start=RESUME_AT)
+    except Exception as exc:
+        # Whatever stops one order (a service, a bug, data it cannot take) stops it alone.
+        _failed(report, f"order {order.id}", exc)
+        return
+    assert run.order is not None
+    if run.order.status == words.PAID:
+        report.paid += 1
+    else:
+        report.cancelled += 1
+    report.letters_sent += run.letter_created
+    if run.letter_pending:
+        # Final now, but step 9 failed; this order is outside this run's letter check.
+        report.failures.append(f"letter for order {order.id}: not sent, Notifications failed")
+    _check_delivery(run, undelivered)
 
 
 def _letter(services: flow.Services, order: orders.Order, report: Report, undelivered: list[orders.Order]) -> bool:

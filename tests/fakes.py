@@ -31,6 +31,7 @@ from contracts.operations import Operation
 from services.auth.keys import _b64url, _public_bytes, thumbprint
 from services.common.clock import iso, utcnow
 from services.common.http import DownstreamError, Reply
+from services.common.logs import request_id_var
 
 # How long a fake callee says it took (Server-Timing), so step times can be checked.
 SERVER_MS = 0.5
@@ -60,6 +61,8 @@ class Fake:
     def __init__(self) -> None:
         self.faults: dict[str, Fault] = {}
         self.calls: list[tuple[str, Any]] = []
+        # The request ID each call carried, as a real client sends it.
+        self.request_ids: list[str] = []
         self.lock = threading.Lock()
 
     def fail(self, operation: str, reason: str | None = None, **how: Any) -> None:
@@ -68,6 +71,7 @@ class Fake:
 
     def _before(self, operation: str, argument: Any) -> Fault | None:
         self.calls.append((operation, argument))
+        self.request_ids.append(request_id_var.get())
         fault = self.faults.get(operation)
         if fault is None:
             return None

@@ -15,7 +15,7 @@ import logging
 import select
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
@@ -345,13 +345,6 @@ class DatabaseMiddleware:
             self.db.manual_close()
         elif not self.keep_open:
             self.db.close()
-
-
-@contextlib.contextmanager
-def connected(db: peewee.Database) -> Iterator[None]:
-    """For code outside a request (commands, checks)."""
-    with db.connection_context():
-        yield
 
 
 def check(db: peewee.Database) -> str:

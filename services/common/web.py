@@ -166,7 +166,3 @@ def id_param(req: falcon.Request, name: str) -> str | None:
     if raw is not None and not UUID_RE.fullmatch(raw):
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a lowercase UUID.")
     return raw
-
-
-def not_found(what: str) -> errors.ApiError:
-    return errors.ApiError(404, "not_found", f"{what} not found")

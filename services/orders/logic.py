@@ -15,7 +15,7 @@ from cattrs.errors import BaseValidationError
 from contracts import orders as wire
 from contracts.converter import printable, problems, structure, unstructure
 from contracts.types import MAX_AMOUNT, new_id, scrub
-from services.common.db import iso, load, parse_iso, savepoint, utcnow, write_transaction
+from services.common.db import iso, load, savepoint, utcnow, write_transaction
 from services.common.errors import NotFound
 from services.orders import models
 from services.orders.models import Order
@@ -228,7 +228,3 @@ def _is_run_id(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def parse_time(text: str) -> datetime.datetime:
-    return parse_iso(text)

@@ -9,6 +9,7 @@ import peewee
 
 from contracts import orders as wire
 from contracts.types import ORDER_STATUSES
+from services.common.clock import parse_iso
 from services.common.errors import ApiError
 from services.common.web import id_param, page, read_body, respond
 from services.orders import logic
@@ -38,7 +39,7 @@ class OrdersResource:
 def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:
     raw = req.get_param(name)
     try:
-        return logic.parse_time(raw) if raw else None
+        return parse_iso(raw) if raw else None
     except ValueError as exc:
         raise ApiError(422, "validation_failed", "Invalid query", f"{name} must be an ISO-8601 time.") from exc
 

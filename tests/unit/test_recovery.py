@@ -129,3 +129,34 @@ def test_whatever_stops_one_order_is_reported_and_the_others_are_finished(monkey
         f"order {broken}: KeyError: 'not a failure the flow names'",
         f"letter for order {unletterable}: ValueError: a letter that cannot be made",
     ]
+
+
+def test_each_order_recovery_finishes_carries_a_request_id_of_its_own() -> None:
+    from tests.fakes import FakeBilling, FakeNotifications
+    from tests.fakes import FakeOrders as ServiceOrders
+
+    fake_orders, fake_billing, letters = ServiceOrders(), FakeBilling(), FakeNotifications()
+    pending = []
+    for _ in range(2):
+        made = fake_orders.create_order(
+            orders.NewOrder(
+                user_id=USER,
+                items=[orders.Item("Tea", 1, 100)],
+                currency="RUB",
+                idempotency_key=str(uuid.uuid4()),
+                run_id="dead",
+            )
+        )
+        pending.append(made.data.id)
+    letters.emails[USER] = "anna@example.com"
+    fake_orders.claims.clear()
+    fake_orders.request_ids.clear()
+    services_ = flow.Services(orders=fake_orders, billing=fake_billing, notifications=letters)  # type: ignore[arg-type]
+
+    report = recovery.recover(services_, older_than=0, letters_since=3600)
+
+    assert report.cancelled == 2 and report.failures == []
+    ids = fake_orders.request_ids + fake_billing.request_ids + letters.request_ids
+    assert all(rid.startswith("recover-") for rid in ids), ids
+    by_order = {call[1].order_id: rid for call, rid in zip(fake_billing.calls, fake_billing.request_ids, strict=True)}
+    assert set(by_order) == set(pending) and len(set(by_order.values())) == 2
