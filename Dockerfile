@@ -35,5 +35,9 @@ WORKDIR /var/lib/syncorders
 # gateway 8000, auth 8001, profiles 8002, orders 8003, billing 8004, notifications 8005
 EXPOSE 8000-8005
 
+# Exec form: syncorders is PID 1 and gets the stop signal itself (a shell form would put
+# /bin/sh there, which does not pass it on). It catches SIGTERM explicitly, drains and
+# exits 0; PID 1 has no default action to fall back on.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["syncorders"]
 CMD ["serve", "gateway"]

@@ -4,6 +4,7 @@ the sequence diagram, and the benchmark."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import signal
 import sys
@@ -24,8 +25,10 @@ APPS = {
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from services.common.server import serve, tune_allocator
+    from services.common.server import StopSignals, serve, tune_allocator
 
+    # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
+    stop = StopSignals().install()
     tune_allocator()
     if not settings.database(args.service).startswith("postgres"):
         # peewee imports every database driver it finds; a service on SQLite has no use
@@ -34,7 +37,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
     logs.configure(args.service, settings.log_level)
     app = importlib.import_module(APPS[args.service]).create_app(settings)
-    serve(app, args.service, settings, host=args.host, port=args.port)
+    serve(app, args.service, settings, host=args.host, port=args.port, stop=stop)
+    # The process is leaving: its objects need not be freed one by one at exit (up to half
+    # a second of CPU on a busy machine). atexit handlers still run.
+    gc.freeze()
     return 0
 
 
@@ -43,9 +49,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     settings.secret()  # made once here, so all six agree on it
     stack = Stack(settings)
-    # Ctrl-C and SIGTERM stop everything, even when started with SIGINT ignored (nohup, &).
+    # Ctrl-C and SIGTERM stop everything, even when started with SIGINT ignored (nohup, &),
+    # and so does a closed terminal unless nohup said otherwise. The services have a
+    # process group of their own: each is stopped once, by this supervisor, and drains.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
         stack.start()
         print(f"all six services are up; the gateway is at {stack.urls['gateway']} (Ctrl-C stops them all)", flush=True)

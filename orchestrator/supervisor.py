@@ -2,7 +2,9 @@
 
 Used by ``syncorders run`` and by the end-to-end tests. Services start in dependency
 order; each prints the address it bound, so port 0 (any free port) works and the
-callers of a service are started knowing its real URL.
+callers of a service are started knowing its real URL. Each runs in a process group of
+its own, so a terminal's Ctrl-C reaches the supervisor alone, which stops each service
+with one SIGTERM and gives it its drain's time.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Stack:
         env.update(extra or {})
         return env
 
-    def start(self, services: tuple[str, ...] = START_ORDER, timeout: float = 30.0) -> Stack:
+    def start(self, services: tuple[str, ...] = START_ORDER, timeout: float = 60.0) -> Stack:
         for service in START_ORDER:
             if service in services:
                 self.start_one(service, timeout=timeout)
@@ -61,7 +63,7 @@ class Stack:
     def start_one(
         self,
         service: str,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         port: int | None = None,
         name: str | None = None,
         publish: bool = True,
@@ -79,6 +81,7 @@ class Stack:
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=self.env(),
+            process_group=0,
         )
         if stderr is not None and not isinstance(stderr, int):
             stderr.close()
@@ -92,10 +95,16 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+    @property
+    def stop_timeout(self) -> float:
+        """How long a service may take to stop after SIGTERM: its drain, and a margin."""
+        return self.settings.shutdown_delay + self.settings.shutdown_timeout + 5
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` and wait for the exit; the exit code."""
         process = self.processes.pop(service)
         process.popen.send_signal(sig)
-        process.popen.wait(timeout=10)
+        return process.popen.wait(timeout=self.stop_timeout)
 
     def restart(self, service: str) -> Process:
         if service in self.processes:
@@ -111,7 +120,7 @@ class Stack:
         for process in stopping:
             if process.popen.poll() is None:
                 process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.stop_timeout
         for process in stopping:
             try:
                 process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -11,7 +11,7 @@ from services.common import db as database
 from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
 from services.common.errors import Mapped
-from services.common.service import add_readiness, downstream_check, internal_app
+from services.common.service import add_readiness, internal_app
 
 SERVICE = "auth"
 
@@ -35,15 +35,7 @@ def create_app(
     app.add_route("/users", resources.UsersResource(settings, profiles, billing))
     app.add_route("/tokens", resources.TokensResource(settings, signer))
     app.add_route("/.well-known/jwks.json", resources.JwksResource(settings.token_ttl))
-    add_readiness(
-        app,
-        SERVICE,
-        {
-            "database": lambda: database.check(db),
-            "profiles": downstream_check(profiles),
-            "billing": downstream_check(billing),
-        },
-    )
+    add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
     return app
 
 

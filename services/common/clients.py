@@ -30,9 +30,6 @@ class _Typed:
             op.method, op.path.format(**path), op.responses, body=body, query=query, idempotent=idempotent
         )
 
-    def health(self) -> Reply:
-        return self.http.call("GET", "/health", {200: None}, idempotent=True)
-
 
 class AuthClient(_Typed):
     OPERATIONS = auth.OPERATIONS

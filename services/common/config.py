@@ -61,6 +61,12 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
 
+    # Stopping (SIGTERM or SIGINT): not ready at once; the listener closes after the
+    # delay (time for load balancers to stop sending here), then what is in flight has
+    # the timeout to finish.
+    shutdown_delay: float = 0.0
+    shutdown_timeout: float = 20.0
+
     currency: str = "RUB"
     login_max_failures: int = 5
     login_window: int = 300

@@ -1,18 +1,26 @@
-"""Readiness: ``/ready`` answers 200 only when the database and the services this one
-calls answer; ``/health`` (alive) is separate."""
+"""Readiness: ``/ready`` says whether this process can do useful work now: its own
+database answers and it is not draining. ``/health`` (alive) is separate.
+
+The services behind this one are not asked: with Profiles down the gateway still takes
+orders (their letters go pending), so taking it out of its load balancer as well would
+turn one service's outage into the whole system's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import falcon
 
 Check = Callable[[], str]
 
+# Set in each request's WSGI environment by the server (services.common.server): true
+# once the process has been asked to stop.
+DRAINING = "syncorders.draining"
+
 
 class Readiness:
-    """Ready: the database answers and so do the services this one calls."""
+    """Ready: every check answers ``ok`` and the server is not draining."""
 
     def __init__(self, service: str, checks: Mapping[str, Check]) -> None:
         self.service = service
@@ -20,23 +28,15 @@ class Readiness:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         results = {name: check() for name, check in self.checks.items()}
-        ready = all(value == "ok" for value in results.values())
-        resp.status = falcon.HTTP_200 if ready else falcon.HTTP_503
-        resp.media = {"status": "ready" if ready else "not_ready", "service": self.service, "checks": results}
+        if req.env.get(DRAINING):
+            status = "draining"
+        elif all(value == "ok" for value in results.values()):
+            status = "ready"
+        else:
+            status = "not_ready"
+        resp.status = falcon.HTTP_200 if status == "ready" else falcon.HTTP_503
+        resp.media = {"status": status, "service": self.service, "checks": results}
 
 
 def add_readiness(app: falcon.App, service: str, checks: Mapping[str, Check]) -> None:
     app.add_route("/ready", Readiness(service, checks))
-
-
-def downstream_check(client: Any) -> Check:
-    """A caller is ready when the service it calls answers its health route."""
-
-    def check() -> str:
-        try:
-            client.health()
-        except Exception as exc:  # any failure means not ready; the reason is reported
-            return f"failed: {type(exc).__name__}"
-        return "ok"
-
-    return check

@@ -11,11 +11,11 @@ from contracts.operations import Operation
 from services.common import db as database
 from services.common.config import Settings
 from services.common.errors import Mapped
-from services.common.readiness import add_readiness, downstream_check
+from services.common.readiness import add_readiness
 from services.common.trust import TrustMiddleware
 from services.common.web import base_app
 
-__all__ = ["add_readiness", "downstream_check", "internal_app"]
+__all__ = ["add_readiness", "internal_app"]
 
 
 def internal_app(

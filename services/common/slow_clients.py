@@ -26,7 +26,7 @@ import attrs
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from services.common.errors import ApiError
@@ -162,20 +162,15 @@ def make_room_for(needed: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def create_server(app: Any, *, deadlines: Deadlines, **adjustments: Any) -> DeadlineServer | MultiSocketServer:
-    """``waitress.create_server`` for TCP listeners, with :class:`DeadlineServer`."""
+def create_server(
+    app: Any, *, deadlines: Deadlines, server_class: type[DeadlineServer] = DeadlineServer, **adjustments: Any
+) -> DeadlineServer:
+    """``waitress.create_server`` for one TCP listener (the first address the host
+    resolves to), with a :class:`DeadlineServer` (or a subclass of it) waiting by poll()."""
     adj = Adjustments(cleanup_interval=CHECK_INTERVAL, asyncore_use_poll=True, **adjustments)
     if adj.unix_socket or adj.sockets:
         raise ValueError("only TCP listeners (host and port) are supported")
     make_room_for(descriptors_needed(adj.connection_limit, adj.threads))
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    socket_map: dict[int, Any] = {}
-    servers = [
-        DeadlineServer(app, socket_map, dispatcher=dispatcher, adj=adj, sockinfo=info, deadlines=deadlines)
-        for info in adj.listen
-    ]
-    if len(servers) == 1:
-        return servers[0]
-    listening = [(server.effective_host, server.effective_port) for server in servers]
-    return MultiSocketServer(socket_map, adj, listening, dispatcher, servers[0].log_info)
+    return server_class(app, {}, dispatcher=dispatcher, adj=adj, sockinfo=adj.listen[0], deadlines=deadlines)

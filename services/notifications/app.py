@@ -9,7 +9,7 @@ from services.common import db as database
 from services.common.clients import ProfilesClient, make_client
 from services.common.config import Settings
 from services.common.errors import Mapped
-from services.common.service import add_readiness, downstream_check, internal_app
+from services.common.service import add_readiness, internal_app
 from services.notifications import logic, resources
 from services.notifications.mailer import Mailer, SmtpMailer
 from services.notifications.models import MODELS
@@ -30,7 +30,7 @@ def create_app(
         mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_timeout)
     app.add_route("/letters", resources.LettersResource(db, profiles, mailer, settings.delivery_claim))
     app.add_route("/letters/{letter_id:uuid}", resources.LetterResource())
-    add_readiness(app, SERVICE, {"database": lambda: database.check(db), "profiles": downstream_check(profiles)})
+    add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
     return app
 
 

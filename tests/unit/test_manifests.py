@@ -320,6 +320,21 @@ def test_replicas_are_two_for_the_stateless_hot_path_and_kept_through_drains() -
         assert budget["spec"]["minAvailable"] < deployments[name]["spec"]["replicas"]
 
 
+def test_pods_drain_before_endpoints_refuse_them_and_get_the_time_to_finish() -> None:
+    config = objects("ConfigMap")["syncorders-config"]["data"]
+    for name, deployment in objects("Deployment").items():
+        container = the_container(deployment)
+        literal = {entry["name"]: entry["value"] for entry in container["env"] if "value" in entry}
+        settings = Settings.from_env({**config, **literal})
+        # Endpoints and the Ingress take a few seconds to drop a terminating pod.
+        assert settings.shutdown_delay >= 3, name
+        grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace > settings.shutdown_delay + settings.shutdown_timeout, name
+        # The wait is the service's own (it answers /ready 503 meanwhile); a preStop hook
+        # would spend the grace period before SIGTERM even arrives.
+        assert "lifecycle" not in container, name
+
+
 def test_pods_run_as_non_root_on_a_read_only_root_with_bounded_resources() -> None:
     data_dir = objects("ConfigMap")["syncorders-config"]["data"]["SYNCORDERS_DATA_DIR"]
     for name, deployment in objects("Deployment").items():
@@ -444,6 +459,13 @@ def test_the_image_entrypoint_is_the_console_script_setup_declares() -> None:
     assert scripts["syncorders"].strip() == "orchestrator.cli:main"
 
 
+def test_the_image_stops_its_process_with_sigterm() -> None:
+    # Exec form (JSON), so syncorders itself is PID 1 and receives the signal.
+    (entrypoint,) = dockerfile("ENTRYPOINT")
+    assert isinstance(json.loads(entrypoint), list)
+    assert dockerfile("STOPSIGNAL") == ["SIGTERM"]
+
+
 def test_the_image_serves_the_gateway_unless_told_otherwise() -> None:
     (cmd,) = dockerfile("CMD")
     assert serve_args(json.loads(cmd)) == ("gateway", None)
@@ -552,6 +574,25 @@ def test_compose_takes_the_secrets_from_the_environment_never_in_clear() -> None
     assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M)
     with pytest.raises(KeyError):
         interpolate(services["gateway"]["environment"]["SYNCORDERS_SERVICE_SECRET"], {})
+
+
+def seconds(duration: str) -> float:
+    """A compose duration such as ``30s`` or ``1m30s``."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration)
+    assert "".join(number + unit for number, unit in parts) == duration, duration
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_compose_stops_each_service_with_sigterm_and_waits_out_its_drain() -> None:
+    services = compose()["services"]
+    for name in SERVICES:
+        settings = Settings.from_env(compose_env(name))
+        assert services[name]["stop_signal"] == "SIGTERM"
+        # docker compose's own default, 10 s, is shorter than the drain may take.
+        grace = seconds(services[name]["stop_grace_period"])
+        assert grace > settings.shutdown_delay + settings.shutdown_timeout, name
+        assert isinstance(services[name]["command"], list), "exec form: the service is PID 1"
 
 
 def test_every_variable_compose_passes_is_one_the_configuration_reads_and_parses() -> None:
