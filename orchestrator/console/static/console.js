@@ -30,6 +30,7 @@
     q: "",
     live: true,
     selected: null, // the open run's ID
+    run: null, // the open run, to draw again when the window changes size
     generation: 0, // bumped when the filters change, so a late answer is dropped
     pollTimer: 0,
     shown: new Set(),
@@ -424,6 +425,7 @@
     try {
       const run = await getJSON(`${API}/runs/${encodeURIComponent(id)}`);
       if (state.selected !== id) return;
+      state.run = run;
       detail.replaceChildren(...drawRun(run));
       detail.scrollTop = 0;
     } catch (error) {
@@ -437,6 +439,7 @@
 
   function closeRun() {
     state.selected = null;
+    state.run = null;
     selectRow(null);
     history.replaceState(null, "", location.pathname + location.search);
     $("detail").replaceChildren(
@@ -697,8 +700,8 @@
       return x1 - 8 - w >= 4 ? { x: x1 - 8, anchor: "end" } : { x: x2 + 8, anchor: "start" };
     };
 
-    const ROW = 28;
-    const TOP = 60;
+    const ROW = 26;
+    const TOP = 58;
     const rowY = (i) => TOP + i * ROW;
     const height = rowY(rowsOut.length) + 4;
     const box = svg("svg", {
@@ -750,9 +753,9 @@
         const refusal = back && call.status >= 400 && call.status < 500 && !call.failed;
         const error = back && call.status >= 500 && !call.failed;
         const group = svg("g", {
-          class: ["msg", back ? "answer" : "call", call.failed ? "failed" : "", refusal ? "refusal" : "", error ? "error" : ""]
-            .join(" ")
-            .trim(),
+          class: ["msg", back ? "answer" : "call", call.failed && "failed", refusal && "refusal", error && "error"]
+            .filter(Boolean)
+            .join(" "),
           "data-call": call.id,
           "data-step": call.step != null ? call.step : null,
         });
@@ -831,8 +834,8 @@
     const step = niceStep(end, Math.max(2, Math.floor((barRight - barLeft) / 64)));
     const span = Math.ceil(end / step - 1e-9) * step;
     const scale = (value) => barLeft + (value / span) * (barRight - barLeft);
-    const ROW = 22;
-    const TOP = 24;
+    const ROW = 20;
+    const TOP = 22;
     const height = TOP + walk.length * ROW + 6;
     const box = svg("svg", {
       class: "axis",
@@ -863,20 +866,20 @@
       const y = TOP + i * ROW;
       const row = svg("g", { class: call.failed ? "row failed" : "row", "data-call": call.id });
       row.append(svg("rect", { class: "band", x: 0, y, width, height: ROW }));
-      if (call.step != null) row.append(svg("text", { class: "stepno", x: 16, y: y + 15 }, String(call.step)));
-      row.append(svg("text", { class: "who", x: 24 + item.depth * 12, y: y + 15 }, labels[i]));
+      if (call.step != null) row.append(svg("text", { class: "stepno", x: 16, y: y + 14 }, String(call.step)));
+      row.append(svg("text", { class: "who", x: 24 + item.depth * 12, y: y + 14 }, labels[i]));
       const x0 = scale(call.start_ms);
       const full = Math.max(1.5, scale(call.start_ms + call.duration_ms) - x0);
-      row.append(svg("rect", { class: "wire", x: x0, y: y + 5, width: full, height: 12, rx: 2 }));
+      row.append(svg("rect", { class: "wire", x: x0, y: y + 4, width: full, height: 12, rx: 2 }));
       if (call.server_ms != null) {
         const own = Math.min(full, Math.max(1.5, (call.server_ms / span) * (barRight - barLeft)));
         // Which share of the wire time was each way is unknown: the callee's time sits in the middle.
-        row.append(svg("rect", { class: "own", x: x0 + (full - own) / 2, y: y + 5, width: own, height: 12, rx: 2 }));
+        row.append(svg("rect", { class: "own", x: x0 + (full - own) / 2, y: y + 4, width: own, height: 12, rx: 2 }));
       }
       const wire = call.server_ms != null ? Math.max(0, call.duration_ms - call.server_ms) : null;
       const figures = [ms(call.duration_ms), call.server_ms != null ? ms(call.server_ms) : "–", wire != null ? ms(wire) : "–"];
       figures.forEach((text, f) => {
-        row.append(svg("text", { class: f === 0 ? "fig total" : "fig", x: barRight + 24 + (f + 1) * FIG - 4, y: y + 15 }, text));
+        row.append(svg("text", { class: f === 0 ? "fig total" : "fig", x: barRight + 24 + (f + 1) * FIG - 4, y: y + 14 }, text));
       });
       const answer = answerText(call);
       tooltip(row, `${call.method} ${call.route} → ${call.target}: ${answer}; from ${ms(call.start_ms)} ms, ${ms(call.duration_ms)} ms`);
@@ -934,6 +937,17 @@
     $("live").addEventListener("click", toggleLive);
     $("older").addEventListener("click", loadOlder);
     $("last").addEventListener("change", loadSummary);
+    let resizing = 0;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => {
+        if (state.run) {
+          const top = $("detail").scrollTop;
+          $("detail").replaceChildren(...drawRun(state.run));
+          $("detail").scrollTop = top;
+        }
+      }, 150);
+    });
     window.addEventListener("hashchange", () => {
       const id = runFromHash();
       if (id) openRun(id);
