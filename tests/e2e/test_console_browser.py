@@ -13,15 +13,11 @@ from pathlib import Path
 
 import attrs
 import pytest
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from orchestrator.console import RunStore
 from orchestrator.console.runs import Run
-from tests.console_samples import now_iso, one_of_each, order_run, registration_run
-
-playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
-
-from tests.console_page import (  # noqa: E402
+from tests.console_page import (
     ROW_DEADLINE_S,
     SECRET,
     check_diagram_shows_calls,
@@ -33,17 +29,10 @@ from tests.console_page import (  # noqa: E402
     serve_console,
     wait_for_row,
 )
+from tests.console_samples import now_iso, one_of_each, order_run, registration_run
+from tests.harness import CHROMIUM_FLAGS
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (installed by .ci/run)")
@@ -75,8 +64,8 @@ class Watched:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_FLAGS))
         yield launched
         launched.close()
 
@@ -106,7 +95,7 @@ def console(browser: Browser, store: RunStore) -> Iterator[Watched]:
         page = context.new_page()
         watched = Watched(page, url, store)
 
-        def on_dialog(dialog) -> None:
+        def on_dialog(dialog: Dialog) -> None:
             watched.dialogs.append(dialog.message)
             dialog.dismiss()
 
