@@ -127,6 +127,31 @@ def test_new_runs_appear_on_their_own_within_two_seconds(console: Watched) -> No
     console.assert_clean()
 
 
+def test_the_list_keeps_a_few_hundred_rows_while_runs_stream_in(console: Watched) -> None:
+    console.open()
+    page = console.page
+    made = []
+    for count in (150, 150, 100):
+        batch = [order_run(speed=0.5) for _ in range(count)]
+        for run in batch:
+            console.store.add(run)
+        made += batch
+        expect(page.locator("#runs tr").first).to_have_attribute("data-id", batch[-1].id)
+    expect(page.locator("#runs tr")).to_have_count(300)
+    expect(page.locator("#older")).to_be_visible()
+    # A burst larger than one poll's page starts the list again from the newest.
+    burst = [order_run() for _ in range(250)]
+    for run in burst:
+        console.store.add(run)
+    expect(page.locator("#runs tr").first).to_have_attribute("data-id", burst[-1].id)
+    expect(page.locator("#runs tr")).to_have_count(50)
+    page.click("#older")
+    expect(page.locator("#runs tr")).to_have_count(100)
+    shown = page.locator("#runs tr").evaluate_all("rows => rows.map(r => Number(r.dataset.seq))")
+    assert shown == list(range(len(made) + 250, len(made) + 150, -1))
+    console.assert_clean()
+
+
 def test_a_paid_run_draws_six_participants_and_every_call_with_its_answer(
     console: Watched, runs: dict[str, Run]
 ) -> None:

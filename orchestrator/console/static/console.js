@@ -213,14 +213,14 @@
     // Keep what the operator is reading in place when they have scrolled down.
     if (!atTop) scroller.scrollTop += scroller.scrollHeight - height;
     const nearBottom = scroller.scrollTop + scroller.clientHeight > scroller.scrollHeight - 80;
-    if (!nearBottom) {
+    if (!nearBottom && rows().length > MAX_ROWS) {
       while (rows().length > MAX_ROWS) {
         const gone = rows()[rows().length - 1];
         state.shown.delete(gone.dataset.id);
         gone.remove();
       }
+      $("older").hidden = false;
     }
-    $("older").hidden = false;
     updateListState();
   }
 
@@ -276,7 +276,18 @@
     try {
       const data = await getJSON(`${API}/runs`, { ...filters(), after: state.last, limit: POLL_PAGE });
       if (generation !== state.generation) return;
-      state.last = Math.max(state.last, data.last);
+      if (data.last < state.last) {
+        // The gateway started afresh, numbering from 1 again: start the list afresh too.
+        reload();
+        return;
+      }
+      if (data.runs.length === POLL_PAGE) {
+        // More arrived than one poll brings: rather than a gap in the list, start it
+        // again from the newest, the older ones a click away.
+        reload();
+        return;
+      }
+      state.last = data.last;
       addNewest(data.runs);
       updateListState();
       setLive("ok");
