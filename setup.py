@@ -12,7 +12,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["orchestrator*", "services*", "contracts*"]),
-    package_data={"contracts": ["openapi/*.json"]},
+    package_data={
+        "contracts": ["openapi/*.json"],
+        "orchestrator.console": ["static/*.html", "static/*.js", "static/*.css", "static/*.svg"],
+    },
     install_requires=[
         "falcon>=4.0,<5",
         "waitress>=3.0.1,<4",
@@ -42,6 +45,8 @@ setup(
             "matplotlib>=3.8",
             "kubernetes-validate>=1.30",
             "pyyaml>=6",
+            # Drives Debian's chromium (no browser download) for the console's browser test.
+            "playwright>=1.45",
         ],
     },
     entry_points={"console_scripts": ["syncorders=orchestrator.cli:main"]},

@@ -7,11 +7,15 @@ from typing import Any
 import falcon
 
 from contracts.operations import ANYONE, Operation
+from orchestrator.console import ROUTES as CONSOLE_ROUTES
 from orchestrator.tokens import InvalidToken, TokenVerifier
 from services.common.errors import ApiError
 from services.common.routes import plain_template
 
-OPEN_ROUTES = frozenset({"/health", "/ready", "/metrics", "/docs", "/docs/static/{name}", "/openapi.json"})
+# Open to anyone, or checked by their own resources (the console signs its operators in).
+OPEN_ROUTES = (
+    frozenset({"/health", "/ready", "/metrics", "/docs", "/docs/static/{name}", "/openapi.json"}) | CONSOLE_ROUTES
+)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="syncorders"'}
 
 

@@ -29,6 +29,7 @@ import falcon
 import requests
 
 from orchestrator.flow import FLOW
+from orchestrator.stats import percentile
 from orchestrator.supervisor import Stack, _await_listening
 from services.common.config import SERVICES, Settings
 
@@ -55,8 +56,7 @@ class Level:
     def percentile(self, fraction: float) -> float:
         if not self.latencies:
             return float("nan")
-        index = min(len(self.latencies) - 1, round(fraction * (len(self.latencies) - 1)))
-        return self.latencies[index]
+        return percentile(self.latencies, fraction)
 
     @property
     def cpu_share(self) -> float:

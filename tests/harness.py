@@ -23,6 +23,16 @@ from orchestrator.supervisor import START_ORDER, Stack
 from services.common.config import SERVICES, Settings
 
 POSTGRES_ENV = "SYNCORDERS_TEST_POSTGRES"
+# Debian's chromium, headless in CI: no sandbox (root), and nothing fetched on its own.
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 class Inbox:

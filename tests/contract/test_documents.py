@@ -115,7 +115,7 @@ def served_routes(app: falcon.App) -> set[tuple[str, str]]:
     served = set()
     for route in falcon.inspect.inspect_routes(app):
         path = plain_template(route.path)
-        if path in UNCONTRACTED or path.startswith("/docs"):
+        if path in UNCONTRACTED or path.startswith(("/docs", "/console")):
             continue
         served |= {(method.method, path) for method in route.methods if not method.internal}
     return served

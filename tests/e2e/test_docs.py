@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from orchestrator.supervisor import Stack
-from tests.harness import Gateway
+from tests.harness import CHROMIUM_FLAGS, Gateway
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -39,13 +39,7 @@ def test_swagger_ui_page_in_headless_chromium_shows_the_order_routes(stack: Stac
             [
                 CHROMIUM,
                 "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *CHROMIUM_FLAGS,
                 f"--user-data-dir={profile}",
                 "--virtual-time-budget=15000",
                 "--dump-dom",
