@@ -26,6 +26,10 @@ setup(
         "peewee>=3.17",
         "pyjwt[crypto]>=2.12.0,<3",
         "prometheus-client>=0.20",
+        # Traces: the SDK, and OTLP over HTTP when an endpoint is configured.
+        "opentelemetry-api>=1.30",
+        "opentelemetry-sdk>=1.30",
+        "opentelemetry-exporter-otlp-proto-http>=1.30",
         # Swagger UI 5 (OpenAPI 3.1) as static files for the gateway's /docs page.
         "swagger-ui-py>=23.9",
     ],

@@ -11,6 +11,8 @@ from contracts import gateway as wire
 from contracts import vocabulary as words
 from orchestrator import flow, resources
 from orchestrator.auth import ClientAuth
+from orchestrator.console import RunStore, add_console
+from orchestrator.console.recorder import Recorder
 from orchestrator.docs import add_docs
 from orchestrator.metrics import FlowMetrics
 from orchestrator.tokens import TokenVerifier
@@ -19,6 +21,7 @@ from services.common.config import INTERNAL_SERVICES, Settings
 from services.common.errors import ApiError, Mapped, retry_after
 from services.common.metrics import Metrics
 from services.common.readiness import add_readiness
+from services.common.tracing import Tracing
 from services.common.web import base_app
 
 SERVICE = "gateway"
@@ -56,10 +59,23 @@ def _advice(exc: flow.FlowStopped) -> str:
     )
 
 
-def create_app(settings: Settings, *, clients: Mapping[str, Any] | None = None) -> falcon.App:
+def create_app(
+    settings: Settings,
+    *,
+    clients: Mapping[str, Any] | None = None,
+    tracing: Tracing | None = None,
+    runs: RunStore | None = None,
+) -> falcon.App:
     """The gateway, calling the five services through ``clients`` by name (by default,
-    over HTTP at the configured URLs)."""
-    made = clients or {name: make_client(CLIENTS[name], SERVICE, name, settings) for name in INTERNAL_SERVICES}
+    over HTTP at the configured URLs), keeping the runs it answers in ``runs`` for the
+    operator console (by default, the last ``console_runs``)."""
+    tracing = tracing or Tracing(SERVICE)
+    runs = runs if runs is not None else RunStore(settings.console_runs)
+    tracing.provider.add_span_processor(Recorder(runs))
+    tracer = tracing.tracer
+    made = clients or {
+        name: make_client(CLIENTS[name], SERVICE, name, settings, tracer=tracer) for name in INTERNAL_SERVICES
+    }
     verifier = TokenVerifier(
         made["auth"],
         settings.token_issuer,
@@ -76,6 +92,7 @@ def create_app(settings: Settings, *, clients: Mapping[str, Any] | None = None) 
         max_body=settings.max_body,
         middleware=[ClientAuth(verifier, wire.OPERATIONS)],
         domain_errors={flow.Forbidden: Mapped(403, "forbidden", "Not your order to create")},
+        tracer=tracer,
     )
     app.add_error_handler(flow.FlowStopped, on_flow_stopped)
     app.add_route("/auth/register", resources.Register(made["auth"]))
@@ -84,11 +101,13 @@ def create_app(settings: Settings, *, clients: Mapping[str, Any] | None = None) 
     app.add_route("/wallet", resources.Wallet(made["billing"]))
     app.add_route("/wallet/operations", resources.WalletOperations(made["billing"]))
     app.add_route("/wallet/deposits", resources.Deposits(made["billing"]))
-    app.add_route("/orders", resources.Orders(services, FlowMetrics(metrics.registry)))
+    steps_traced = tracer if tracing.enabled else None
+    app.add_route("/orders", resources.Orders(services, FlowMetrics(metrics.registry), steps_traced))
     app.add_route("/orders/{order_id:uuid}", resources.Order(made["orders"]))
     app.add_route("/letters", resources.Letters(made["notifications"]))
     app.add_route("/letters/{letter_id:uuid}", resources.Letter(made["notifications"]))
     add_docs(app)
+    add_console(app, runs, settings.operator())
     # No database of its own: ready unless draining, whichever services behind it are down.
     add_readiness(app, SERVICE, {})
     return app

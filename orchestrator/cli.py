@@ -9,6 +9,7 @@ import importlib
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from services.common import logs
@@ -26,6 +27,7 @@ APPS = {
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.common.server import StopSignals, serve, tune_allocator
+    from services.common.tracing import Tracing
 
     # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
     stop = StopSignals().install()
@@ -36,8 +38,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         for driver in ("psycopg2", "psycopg"):
             sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
     logs.configure(args.service, settings.log_level)
-    app = importlib.import_module(APPS[args.service]).create_app(settings)
-    serve(app, args.service, settings, host=args.host, port=args.port, stop=stop)
+    tracing = Tracing(args.service)
+    app = importlib.import_module(APPS[args.service]).create_app(settings, tracing=tracing)
+    try:
+        serve(app, args.service, settings, host=args.host, port=args.port, stop=stop)
+    finally:
+        # Spans still batched for export go out before the process does.
+        tracing.shutdown()
     # The process is leaving: its objects need not be freed one by one at exit (up to half
     # a second of CPU on a busy machine). atexit handlers still run.
     gc.freeze()
@@ -48,6 +55,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator.supervisor import Stack, StartFailed
 
     settings.secret()  # made once here, so all six agree on it
+    operator_is_new = settings.operator_is_new()
     stack = Stack(settings)
     # Ctrl-C and SIGTERM stop everything, even when started with SIGINT ignored (nohup, &),
     # and so does a closed terminal unless nohup said otherwise. The services have a
@@ -58,7 +66,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGHUP, signal.default_int_handler)
     try:
         stack.start()
-        print(f"all six services are up; the gateway is at {stack.urls['gateway']} (Ctrl-C stops them all)", flush=True)
+        gateway = stack.urls["gateway"]
+        print(f"all six services are up; the gateway is at {gateway} (Ctrl-C stops them all)", flush=True)
+        password = _operator_password(settings, operator_is_new)
+        print(f"the operator console is at {gateway}/console (user operator, {password})", flush=True)
         while True:
             crashed = stack.crashed()
             if crashed:
@@ -76,6 +87,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     finally:
         stack.stop()
+
+
+def _operator_password(settings: Settings, new: bool) -> str:
+    """The console's password, shown the one time ``run`` made it; where it is kept after."""
+    if settings.operator_secret:
+        return "password: SYNCORDERS_OPERATOR_SECRET"
+    kept = Path(settings.data_dir) / "operator-secret"
+    return f"password: {settings.operator()}, kept in {kept}" if new else f"password in {kept}"
 
 
 def cmd_diagram(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
+from opentelemetry.trace import Status, StatusCode, Tracer
 
 from contracts import billing, notifications, orders
 from contracts import vocabulary as words
@@ -31,6 +32,10 @@ from services.common.clients import BillingClient, NotificationsClient, OrdersCl
 from services.common.http import DownstreamError, Reply
 
 log = logging.getLogger(__name__)
+
+# A step span's attributes: its number in the flow, and ``ok`` or the failure reason.
+STEP_NUMBER = "syncorders.step.number"
+STEP_OUTCOME = "syncorders.step.outcome"
 
 # How a run treats payment: a client's order asks Billing to pay; recovery asks for the
 # decision that stands, recording a decline if there is none.
@@ -417,24 +422,54 @@ CALLEE = _callees(FLOW)
 Observer = Callable[[Step, float, str], None]
 
 
-def run_flow(run: Run, start: str | None = None, until: str | None = None, observe: Observer | None = None) -> Run:
+def run_flow(
+    run: Run,
+    start: str | None = None,
+    until: str | None = None,
+    observe: Observer | None = None,
+    tracer: Tracer | None = None,
+) -> Run:
     """Run the gateway's steps in order, from the step named ``start`` (the first by
     default) through the one named ``until`` (the last), timing each; ``observe`` hears
-    each step's duration (ms) and outcome (``ok`` or the failure reason). One log line,
-    stopped or not, gives every step's time."""
+    each step's duration (ms) and outcome (``ok`` or the failure reason); with
+    ``tracer``, each step is a span named after it, the parent of the calls it makes.
+    One log line, stopped or not, gives every step's time."""
     first = FLOW.index(STEP_BY_NAME[start]) if start else 0
     last = FLOW.index(STEP_BY_NAME[until]) if until else len(FLOW) - 1
     try:
         for step in FLOW[first : last + 1]:
-            if step.action is not None:
+            if step.action is None:
+                continue
+            if tracer is None:
                 _run_step(run, step, step.action, observe)
+            else:
+                with tracer.start_as_current_span(
+                    step.name,
+                    attributes={STEP_NUMBER: step.number},
+                    record_exception=False,
+                    set_status_on_exception=False,
+                ) as span:
+                    # Anything but a step failure (a body that does not validate, an
+                    # order in another's name) is the request refused.
+                    outcome = words.REFUSED
+                    try:
+                        outcome = _run_step(run, step, step.action, observe)
+                    except FlowStopped as stopped:
+                        outcome = stopped.failure.reason
+                        raise
+                    finally:
+                        span.set_attribute(STEP_OUTCOME, outcome)
+                        if outcome != OK:
+                            span.set_status(Status(StatusCode.ERROR, outcome))
     finally:
-        run.durations = step_durations(run)
+        run.durations = step_durations(run.timings)
         log.info("order flow steps (ms): %s", timings_text(run.durations))
     return run
 
 
-def _run_step(run: Run, step: Step, action: Action, observe: Observer | None) -> None:
+def _run_step(run: Run, step: Step, action: Action, observe: Observer | None) -> str:
+    """One step, timed; its outcome: ``ok``, or the reason an optional step failed. A
+    failed step that must succeed stops the flow (:class:`FlowStopped`)."""
     started = time.perf_counter()
     try:
         action(run, step)
@@ -447,11 +482,12 @@ def _run_step(run: Run, step: Step, action: Action, observe: Observer | None) ->
         if step.must_succeed:
             raise FlowStopped(step, failure, run.order.id if run.order else None) from failure
         run.missed.append(Missed(step, failure))
-        return
+        return failure.reason
     elapsed = (time.perf_counter() - started) * 1000
     run.timings.append((step, elapsed))
     if observe is not None:
         observe(step, elapsed, OK)
+    return OK
 
 
 def timings_text(durations: dict[Step, float]) -> str:
@@ -463,11 +499,11 @@ def sorted_by_number(durations: dict[Step, float]) -> list[tuple[Step, float]]:
     return sorted(durations.items(), key=lambda item: item[0].number)
 
 
-def step_durations(run: Run) -> dict[Step, float]:
-    """Milliseconds per step: a call's time less its callee's own, which is the step
-    the callee performs."""
+def step_durations(timings: Iterable[tuple[Step, float]]) -> dict[Step, float]:
+    """Milliseconds per step from a run's timings: a call's time less its callee's own,
+    which is the step the callee performs."""
     totals: dict[Step, float] = {}
-    for step, ms in run.timings:
+    for step, ms in timings:
         totals[step] = totals.get(step, 0.0) + ms
     for step, callee in CALLEE.items():
         if step in totals and callee in totals:

@@ -12,11 +12,13 @@ import uuid
 from typing import Any
 
 import falcon
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
 
 from contracts import auth, billing
 from contracts import vocabulary as words
 from contracts.gateway import DepositRequest
-from orchestrator import flow
+from orchestrator import flow, spans
 from orchestrator.metrics import FlowMetrics
 from services.common.clients import AuthClient, BillingClient, NotificationsClient, OrdersClient, ProfilesClient
 from services.common.errors import ApiError, retry_after
@@ -48,7 +50,12 @@ class Register:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """``{"login", "password", "email", "first_name", "last_name"}`` → 201 user."""
-        respond(resp, passed_on(self.auth.register(read_body(req, auth.Registration))), 201)
+        span = trace.get_current_span()
+        run_id = new_run_id(req)
+        spans.describe_registration(span, run_id, None)
+        user = passed_on(self.auth.register(read_body(req, auth.Registration)))
+        spans.describe_registration(span, run_id, user.id)
+        respond(resp, user, 201)
 
 
 class Login:
@@ -104,9 +111,11 @@ class Deposits:
 
 
 class Orders:
-    def __init__(self, services: flow.Services, metrics: FlowMetrics) -> None:
+    def __init__(self, services: flow.Services, metrics: FlowMetrics, tracer: Tracer | None = None) -> None:
         self.services = services
         self.metrics = metrics
+        # Each step a span, when tracing is on.
+        self.tracer = tracer
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The eleven steps. ``{"user_id", "items": [{"name", "quantity", "price"}],
@@ -119,18 +128,21 @@ class Orders:
             user_id=req.context.user_id,
             body=body,
             idempotency_key=key or f"gw-{uuid.uuid4()}",
-            run_id=req.context.request_id + "-" + uuid.uuid4().hex[:8],
+            run_id=new_run_id(req),
         )
         # Also on errors: a client that sent no key learns the one that finishes this order.
         resp.set_header("Idempotency-Key", run.idempotency_key)
+        span = trace.get_current_span()
         try:
-            flow.run_flow(run, observe=self.metrics.observe)
-        except flow.FlowStopped:
+            flow.run_flow(run, observe=self.metrics.observe, tracer=self.tracer)
+        except flow.FlowStopped as stopped:
+            spans.describe_stop(span, stopped)
             self.metrics.stopped()
             if run.order is not None and run.order.status == words.PENDING:
                 _release(self.services.orders, run)
             raise
         finally:
+            spans.describe_order(span, run)
             req.context.timings.extend(server_timing(run))
         assert run.order is not None
         self.metrics.finished(run.order.status)
@@ -143,6 +155,11 @@ class Orders:
         limit, offset = page(req)
         reply = self.services.orders.list_orders(user_id=req.context.user_id, limit=limit, offset=offset)
         respond(resp, passed_on(reply))
+
+
+def new_run_id(req: falcon.Request) -> str:
+    """A run's ID: its request ID (which a client may send again) and eight random hex."""
+    return f"{req.context.request_id}-{uuid.uuid4().hex[:8]}"
 
 
 def _is_json(req: falcon.Request) -> bool:

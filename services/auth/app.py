@@ -12,6 +12,7 @@ from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
+from services.common.tracing import Tracing
 
 SERVICE = "auth"
 
@@ -23,14 +24,19 @@ ERRORS = {
 
 
 def create_app(
-    settings: Settings, *, profiles: ProfilesClient | None = None, billing: BillingClient | None = None
+    settings: Settings,
+    *,
+    profiles: ProfilesClient | None = None,
+    billing: BillingClient | None = None,
+    tracing: Tracing | None = None,
 ) -> falcon.App:
     """Auth, calling Profiles and Billing through the given clients (by default, over
     HTTP at the configured URLs)."""
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+    tracing = tracing or Tracing(SERVICE)
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
     keys.ensure_key(db, settings.signing_key_file)
-    profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings)
-    billing = billing or make_client(BillingClient, SERVICE, "billing", settings)
+    profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings, tracer=tracing.tracer)
+    billing = billing or make_client(BillingClient, SERVICE, "billing", settings, tracer=tracing.tracer)
     signer = keys.Signer(settings.token_issuer, settings.token_audience, settings.token_ttl)
     app.add_route("/users", resources.UsersResource(settings, profiles, billing))
     app.add_route("/tokens", resources.TokensResource(settings, signer))

@@ -12,6 +12,7 @@ from services.common import db as database
 from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
+from services.common.tracing import Tracing
 
 SERVICE = "billing"
 
@@ -23,8 +24,9 @@ ERRORS = {
 }
 
 
-def create_app(settings: Settings) -> falcon.App:
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> falcon.App:
+    tracing = tracing or Tracing(SERVICE)
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
     app.add_route("/wallets/{user_id:uuid}", resources.WalletResource(db))
     app.add_route("/wallets/{user_id:uuid}/operations", resources.OperationsResource())
     app.add_route("/wallets/{user_id:uuid}/deposits", resources.DepositsResource(db))

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
 from contracts import auth, billing, notifications, orders, profiles
 from contracts.operations import Operation
 from services.common.http import Reply, ServiceClient, client_options
+from services.common.tracing import NO_TRACING
 from services.common.trust import ServiceTokens
 
 
@@ -27,7 +30,13 @@ class _Typed:
     def _call(self, name: str, *, idempotent: bool, body: Any = None, query: Any = None, **path: str) -> Reply:
         op = _operation(self.OPERATIONS, name)
         return self.http.call(
-            op.method, op.path.format(**path), op.responses, body=body, query=query, idempotent=idempotent
+            op.method,
+            op.path.format(**path),
+            op.responses,
+            body=body,
+            query=query,
+            idempotent=idempotent,
+            route=op.path,
         )
 
 
@@ -123,8 +132,16 @@ CLIENTS: dict[str, type[_Typed]] = {
 }
 
 
-def make_client(kind: type[Any], caller: str, target: str, settings: Any, pool_size: int | None = None) -> Any:
-    """A typed client from ``caller`` to ``target`` with the configured transport."""
+def make_client(
+    kind: type[Any],
+    caller: str,
+    target: str,
+    settings: Any,
+    pool_size: int | None = None,
+    tracer: Tracer = NO_TRACING,
+) -> Any:
+    """A typed client from ``caller`` to ``target`` with the configured transport; with
+    ``tracer``, each call is a client span carrying the trace on."""
     options = client_options(settings, pool_size or settings.thread_count(caller))
-    http = ServiceClient(target, settings.url(target), ServiceTokens(settings.secret(), caller), options)
-    return kind(http)
+    tokens = ServiceTokens(settings.secret(), caller)
+    return kind(ServiceClient(target, settings.url(target), tokens, options, tracer=tracer))

@@ -33,6 +33,10 @@ class Settings:
 
     # Trust between services, and the clients' access tokens.
     service_secret: str | None = None
+    # The operator console's password (HTTP Basic, user "operator").
+    operator_secret: str | None = None
+    # How many recent runs the gateway keeps for its console.
+    console_runs: int = 1000
     signing_key_file: str | None = None
     token_ttl: int = 900
     token_issuer: str = "syncorders-auth"
@@ -103,15 +107,33 @@ class Settings:
     def secret(self) -> str:
         """The shared service credential: configured, or kept in the data folder so
         every service started on this machine agrees on it."""
-        if self.service_secret:
-            return self.service_secret
-        path = Path(self.data_dir) / "service-secret"
+        return self.service_secret or self._kept("service-secret")[0]
+
+    def operator(self) -> str:
+        """The console's operator password: configured, or kept in the data folder."""
+        return self.operator_secret or self._kept("operator-secret")[0]
+
+    def operator_is_new(self) -> bool:
+        """Make the kept operator password if there is none yet; whether it was made now
+        (``run`` prints it then, once)."""
+        return not self.operator_secret and self._kept("operator-secret")[1]
+
+    def _kept(self, name: str) -> tuple[str, bool]:
+        """A random value kept in the data folder, readable by its owner alone, made on
+        first use; and whether this call made it."""
+        path = Path(self.data_dir) / name
+        made = False
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
-        return path.read_text().strip()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first: read theirs
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_hex(32))
+                made = True
+        return path.read_text().strip(), made
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -19,11 +19,21 @@ from urllib.parse import urlencode, urlsplit
 
 import attrs
 from cattrs.errors import ClassValidationError
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from contracts.converter import structure, unstructure
 from contracts.errors import ErrorBody
 from contracts.vocabulary import BAD_RESPONSE, SERVER_ERROR, TIMEOUT, UNAVAILABLE
 from services.common.logs import REQUEST_ID_HEADER, request_id_var
+from services.common.tracing import (
+    NO_TRACING,
+    Outbound,
+    client_span,
+    describe_call,
+    inject,
+    outbound_var,
+    server_ms,
+)
 from services.common.transports import (
     TRANSPORTS,
     RawResponse,
@@ -106,9 +116,14 @@ class ServiceClient:
         *,
         jitter: Callable[[], float] = random.random,
         sleep: Callable[[float], None] = time.sleep,
+        tracer: Tracer = NO_TRACING,
     ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).hostname or ""
+        self.tracer = tracer
+        # No span at all when tracing is off: not even a non-recording one.
+        self.traced = not isinstance(tracer, NoOpTracer)
         self.tokens = tokens
         self.options = options
         self.jitter = jitter
@@ -136,7 +151,10 @@ class ServiceClient:
         body: Any = None,
         query: Mapping[str, Any] | None = None,
         idempotent: bool,
+        route: str | None = None,
     ) -> Reply:
+        """``route``: the path as the contract writes it (``/orders/{order_id}``), for
+        the call's span and for the caller's own caller; ``path`` by default."""
         url = self.base_url + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
@@ -145,7 +163,7 @@ class ServiceClient:
         waited = 0.0
         for attempt in range(attempts):
             try:
-                return self._once(method, url, payload, expect)
+                return self._once(method, url, route or path, payload, expect)
             except DownstreamError as exc:
                 retryable = exc.reason in (UNAVAILABLE, TIMEOUT) or exc.status in RETRYABLE_STATUS
                 if attempt + 1 >= attempts or not retryable:
@@ -171,7 +189,7 @@ class ServiceClient:
             delay = max(delay, min(float(asked), self.options.retry_after_max))
         return delay
 
-    def _once(self, method: str, url: str, payload: bytes | None, expect: Mapping[int, Any]) -> Reply:
+    def _once(self, method: str, url: str, route: str, payload: bytes | None, expect: Mapping[int, Any]) -> Reply:
         headers = {
             "Accept": "application/json",
             "Authorization": self.tokens.header(self.service),
@@ -179,13 +197,48 @@ class ServiceClient:
         }
         if payload is not None:
             headers["Content-Type"] = "application/json"
+        calls = outbound_var.get()
+        started = time.perf_counter()
+        if not self.traced:
+            reply, raw, failure = self._exchange(method, url, payload, headers, expect)
+        else:
+            with client_span(self.tracer, self.service, method, route, self.host) as span:
+                inject(headers)
+                reply, raw, failure = self._exchange(method, url, payload, headers, expect)
+                describe_call(span, reply, raw, failure)
+        if calls is not None:
+            calls.calls.append(
+                Outbound(
+                    target=self.service,
+                    method=method,
+                    route=route,
+                    start_ms=(started - calls.started) * 1000,
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    status=None if raw is None else raw.status,
+                    server_ms=None if reply is None else reply.server_ms,
+                    reason=None if failure is None else failure.reason,
+                )
+            )
+        if failure is not None:
+            raise failure
+        assert reply is not None
+        return reply
+
+    def _exchange(
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str], expect: Mapping[int, Any]
+    ) -> tuple[Reply | None, RawResponse | None, DownstreamError | None]:
+        """One request and its answer: the reply, or the failure (with the raw answer, if
+        one came)."""
+        raw = None
         try:
             raw = self.transport.send(method, url, payload, headers, self.options.max_response)
+            return self._interpret(raw, expect), raw, None
         except TransportTimeout as exc:
-            raise DownstreamError(self.service, TIMEOUT, str(exc)) from exc
+            return None, None, DownstreamError(self.service, TIMEOUT, str(exc))
         except TransportUnavailable as exc:
-            raise DownstreamError(self.service, UNAVAILABLE, str(exc)) from exc
-        return self._interpret(raw, expect)
+            return None, None, DownstreamError(self.service, UNAVAILABLE, str(exc))
+        except DownstreamError as exc:
+            return None, raw, exc
 
     def _interpret(self, raw: RawResponse, expect: Mapping[int, Any]) -> Reply:
         if len(raw.body) > self.options.max_response:
@@ -214,19 +267,7 @@ class ServiceClient:
             except (ValueError, ClassValidationError) as exc:
                 raise DownstreamError(self.service, BAD_RESPONSE, f"body not as documented: {exc}", raw.status) from exc
         error = data if isinstance(data, ErrorBody) else None
-        return Reply(raw.status, None if error else data, error, _server_ms(raw.headers), retry_after)
-
-
-def _server_ms(headers: Mapping[str, str]) -> float | None:
-    """The callee's own time from its ``Server-Timing: app;dur=…`` entry."""
-    for entry in headers.get("Server-Timing", "").split(","):
-        name, _, rest = entry.strip().partition(";")
-        if name == "app" and rest.startswith("dur="):
-            try:
-                return float(rest[4:])
-            except ValueError:
-                return None
-    return None
+        return Reply(raw.status, None if error else data, error, server_ms(raw.headers), retry_after)
 
 
 def client_options(settings: Any, pool_size: int) -> ClientOptions:

@@ -1,5 +1,5 @@
-"""Logging with the request ID on every line, so one order can be followed across all
-six services' logs."""
+"""Logging with the request ID and the trace ID on every line, so one order can be
+followed across all six services' logs, and from a log line to its trace."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 import sys
 import time
 import uuid
+
+from services.common.tracing import current_trace_id
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -29,6 +31,7 @@ class _RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        record.trace_id = current_trace_id()
         record.service = self.service
         return True
 
@@ -61,7 +64,9 @@ def configure(service: str, level: str = "INFO") -> None:
     logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter(service))
-    handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(service)s rid=%(request_id)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _Formatter("%(asctime)s %(levelname)s %(service)s rid=%(request_id)s trace=%(trace_id)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

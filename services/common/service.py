@@ -6,12 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import falcon
 import peewee
+from opentelemetry.trace import Tracer
 
 from contracts.operations import Operation
 from services.common import db as database
 from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.readiness import add_readiness
+from services.common.tracing import NO_TRACING
 from services.common.trust import TrustMiddleware
 from services.common.web import base_app
 
@@ -24,6 +26,7 @@ def internal_app(
     models: Sequence[type[peewee.Model]],
     operations: Iterable[Operation],
     domain_errors: Mapping[type[Exception], Mapped] | None = None,
+    tracer: Tracer = NO_TRACING,
 ) -> tuple[falcon.App, peewee.Database]:
     db = database.open_database(settings.database(service), max_connections=settings.thread_count(service) + 4)
     database.create_schema(db, models)
@@ -32,6 +35,9 @@ def internal_app(
         max_body=settings.max_body,
         middleware=[TrustMiddleware(service, settings.secret(), operations), database.DatabaseMiddleware(db)],
         domain_errors=domain_errors,
+        tracer=tracer,
+        # The caller of an internal service draws the calls it made (the console).
+        report_calls=True,
     )
     database.install_errors(app, db)
     return app, db

@@ -16,10 +16,13 @@ Attribute names follow the semantic conventions for HTTP (``http.request.method`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+import attrs
 import falcon
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -111,6 +114,8 @@ class TraceRequests:
             return
         status = resp.status_code
         span.set_attribute("http.response.status_code", status)
+        if status >= 400 and isinstance(resp.media, dict) and isinstance(resp.media.get("code"), str):
+            span.set_attribute(ERROR_CODE, resp.media["code"])
         request_id = getattr(req.context, "request_id", None)
         if request_id:
             span.set_attribute(REQUEST_ID, request_id)
@@ -149,6 +154,38 @@ def client_span(tracer: trace.Tracer, target: str, method: str, route: str, host
         yield span
 
 
+def server_ms(headers: Mapping[str, str]) -> float | None:
+    """The callee's own time from its ``Server-Timing: app;dur=…`` entry."""
+    for entry in headers.get("Server-Timing", "").split(","):
+        name, _, rest = entry.strip().partition(";")
+        if name == "app" and rest.startswith("dur="):
+            try:
+                return float(rest[4:])
+            except ValueError:
+                return None
+    return None
+
+
+def describe_call(span: Span, reply: Any, raw: Any, failure: Any) -> None:
+    """A client span's answer: the status, the callee's own time and the calls it
+    reported, an error body's code and title; or why the call failed."""
+    if raw is not None:
+        span.set_attribute("http.response.status_code", raw.status)
+        timing = raw.headers.get("Server-Timing") or ""
+        own = server_ms(raw.headers)
+        if own is not None:
+            span.set_attribute(SERVER_MS, own)
+        if "c1;" in timing:
+            span.set_attribute(CALLEE_CALLS, timing)
+    error = reply.error if reply is not None else None
+    if error is not None:
+        span.set_attribute(ERROR_CODE, error.code)
+        span.set_attribute(STATUS_TEXT, error.title)
+    if failure is not None:
+        span.set_attribute("error.type", failure.reason)
+        span.set_status(Status(StatusCode.ERROR, failure.detail[:200]))
+
+
 def inject(headers: MutableMapping[str, str]) -> None:
     """``traceparent`` (and ``tracestate``) of the current span, for the next hop."""
     propagate.inject(headers)
@@ -160,3 +197,84 @@ def current_trace_id() -> str:
     if not span_context.is_valid:
         return "-"
     return format(span_context.trace_id, "032x")
+
+
+# -- the calls a service made while answering, for its caller -----------------------------
+
+
+@attrs.frozen
+class Outbound:
+    """One call this service made while answering a request: reported to its caller in
+    ``Server-Timing``, so a caller without a trace collector still sees the hop behind
+    the one it made (the gateway's console draws Notifications' call to Profiles)."""
+
+    target: str
+    method: str
+    route: str
+    start_ms: float
+    duration_ms: float
+    status: int | None
+    server_ms: float | None = None
+    reason: str | None = None
+
+
+@attrs.define
+class CallLog:
+    """The calls made while answering one request, timed from its start."""
+
+    started: float
+    calls: list[Outbound] = attrs.Factory(list)
+
+
+# The request being answered, when the service reports its calls.
+outbound_var: contextvars.ContextVar[CallLog | None] = contextvars.ContextVar("outbound", default=None)
+
+
+def timing_entries(calls: Iterable[Outbound]) -> list[str]:
+    """``Server-Timing`` entries, one per call: ``c1;dur=0.83;desc="GET /profiles/{user_id}";
+    to=profiles;start=0.12;status=200;own=0.55`` (``reason=timeout`` for a call that got
+    no answer)."""
+    entries = []
+    for number, call in enumerate(calls, 1):
+        entry = (
+            f'c{number};dur={call.duration_ms:.2f};desc="{call.method} {call.route}";'
+            f"to={call.target};start={call.start_ms:.2f}"
+        )
+        if call.status is not None:
+            entry += f";status={call.status}"
+        if call.server_ms is not None:
+            entry += f";own={call.server_ms:.2f}"
+        if call.reason is not None:
+            entry += f";reason={call.reason}"
+        entries.append(entry)
+    return entries
+
+
+_ENTRY = re.compile(r'^c\d+;dur=([0-9.]+);desc="([A-Z]+) ([^"]*)";to=([a-z]+);start=([0-9.]+)(.*)$')
+
+
+def parse_timing_calls(header: str) -> list[Outbound]:
+    """The calls a callee reported in its ``Server-Timing`` (see :func:`timing_entries`);
+    entries of another shape are left alone."""
+    calls = []
+    for entry in header.split(", "):
+        match = _ENTRY.match(entry.strip())
+        if match is None:
+            continue
+        duration, method, route, target, start, rest = match.groups()
+        extra = dict(part.split("=", 1) for part in rest.split(";") if "=" in part)
+        status = extra.get("status")
+        own = extra.get("own")
+        calls.append(
+            Outbound(
+                target=target,
+                method=method,
+                route=route,
+                start_ms=float(start),
+                duration_ms=float(duration),
+                status=int(status) if status and status.isdigit() else None,
+                server_ms=float(own) if own else None,
+                reason=extra.get("reason"),
+            )
+        )
+    return calls

@@ -1,7 +1,8 @@
 """The Falcon app every service starts from, and the helpers resources use.
 
-``base_app`` installs, in order: the request context (request ID, timing, access log),
-the body-size limit, the service-trust check, and the database connection.
+``base_app`` installs, in order: the request's server span, the request context
+(request ID, timing, access log), the metrics, the body-size limit, then what the service
+adds (the service-trust check, the database connection).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 import falcon
 import falcon.media
+from opentelemetry.trace import Tracer
 
 from contracts.converter import printable, structure, unstructure
 from contracts.types import UUID_RE
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from services.common.metrics import Metrics, MetricsResource
+from services.common.tracing import NO_TRACING, CallLog, TraceRequests, outbound_var, timing_entries
 
 log = logging.getLogger("access")
 MAX_JSON_DEPTH = 16
@@ -56,10 +59,12 @@ def _dumps(value: Any) -> str:
 
 class RequestContext:
     """Request ID in and out, the service's own time as ``Server-Timing``, one access
-    log line per request."""
+    log line per request. With ``report_calls``, ``Server-Timing`` also lists the calls
+    the service made while answering (an internal service's caller draws them)."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, report_calls: bool = False) -> None:
         self.service = service
+        self.report_calls = report_calls
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         rid = accept_request_id(req.get_header(REQUEST_ID_HEADER))
@@ -67,6 +72,8 @@ class RequestContext:
         req.context.started = time.perf_counter()
         req.context.timings = []
         req.context.token = request_id_var.set(rid)
+        if self.report_calls:
+            req.context.calls_token = outbound_var.set(CallLog(req.context.started))
         resp.set_header(REQUEST_ID_HEADER, rid)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool) -> None:
@@ -75,6 +82,12 @@ class RequestContext:
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         entries = [*req.context.timings, f"app;dur={elapsed_ms:.2f}"]
+        calls_token = getattr(req.context, "calls_token", None)
+        if calls_token is not None:
+            log_of_calls = outbound_var.get()
+            if log_of_calls is not None:
+                entries += timing_entries(log_of_calls.calls)
+            outbound_var.reset(calls_token)
         resp.set_header("Server-Timing", ", ".join(entries))
         # The path is the client's text, decoded: a %0A in it must not start a log line.
         log.info("%s %s %s %.1fms", req.method, printable(req.path), resp.status_code, elapsed_ms)
@@ -103,9 +116,19 @@ def base_app(
     middleware: Iterable[Any] = (),
     domain_errors: Mapping[type[Exception], errors.Mapped] | None = None,
     metrics: Metrics | None = None,
+    tracer: Tracer = NO_TRACING,
+    report_calls: bool = False,
 ) -> falcon.App:
     metrics = metrics or Metrics(service)
-    app = falcon.App(middleware=[RequestContext(service), metrics, BodyLimit(max_body), *middleware])
+    app = falcon.App(
+        middleware=[
+            TraceRequests(tracer),
+            RequestContext(service, report_calls),
+            metrics,
+            BodyLimit(max_body),
+            *middleware,
+        ]
+    )
     handler = falcon.media.JSONHandler(dumps=_dumps, loads=_loads)
     app.req_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})
     app.resp_options.media_handlers = falcon.media.Handlers({falcon.MEDIA_JSON: handler})

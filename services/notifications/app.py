@@ -10,6 +10,7 @@ from services.common.clients import ProfilesClient, make_client
 from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
+from services.common.tracing import Tracing
 from services.notifications import logic, resources
 from services.notifications.mailer import Mailer, SmtpMailer
 from services.notifications.models import MODELS
@@ -20,12 +21,17 @@ ERRORS = {logic.NoProfile: Mapped(404, "profile_not_found", "No contact data for
 
 
 def create_app(
-    settings: Settings, *, profiles: ProfilesClient | None = None, mailer: Mailer | None = None
+    settings: Settings,
+    *,
+    profiles: ProfilesClient | None = None,
+    mailer: Mailer | None = None,
+    tracing: Tracing | None = None,
 ) -> falcon.App:
     """Notifications, looking customers up through ``profiles`` and delivering through
     ``mailer`` (by default: Profiles over HTTP, and SMTP when a host is configured)."""
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
-    profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings)
+    tracing = tracing or Tracing(SERVICE)
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
+    profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings, tracer=tracing.tracer)
     if mailer is None and settings.smtp_host:
         mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_timeout)
     app.add_route("/letters", resources.LettersResource(db, profiles, mailer, settings.delivery_claim))

@@ -9,6 +9,7 @@ from services.common import db as database
 from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
+from services.common.tracing import Tracing
 from services.orders import logic, resources
 from services.orders.models import MODELS
 
@@ -23,8 +24,9 @@ ERRORS = {
 }
 
 
-def create_app(settings: Settings) -> falcon.App:
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
+def create_app(settings: Settings, *, tracing: Tracing | None = None) -> falcon.App:
+    tracing = tracing or Tracing(SERVICE)
+    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
     app.add_route("/orders", resources.OrdersResource(db, settings.order_run_lease))
     app.add_route("/orders/{order_id:uuid}", resources.OrderResource())
     app.add_route("/orders/{order_id:uuid}/status", resources.StatusResource(db))

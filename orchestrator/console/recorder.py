@@ -1,0 +1,319 @@
+"""The console's source: a span processor in the gateway that keeps each order run and
+registration it answers, as the console draws them.
+
+It needs no collector. Every span the gateway ends passes through it: a request's step
+spans and client spans wait, grouped by their parent, until the request's server span
+ends; then, if that request was an order or a registration, they become one
+:class:`~orchestrator.console.runs.Run` in the store, and are let go either way. Each
+client span carries its callee's own time and the calls the callee reported in its
+``Server-Timing`` (Notifications' call to Profiles, Auth's to Profiles and Billing), so
+the run shows the hops behind the gateway's too.
+
+Only sampled (recording) requests are seen: with ``OTEL_TRACES_SAMPLER`` sampling a
+fraction, the console shows that fraction. Each gateway keeps its own runs: behind a load
+balancer, each console shows the runs of the gateway that served it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanKind
+
+from contracts import vocabulary as words
+from orchestrator import flow, spans
+from orchestrator.console import runs
+from orchestrator.console.store import RunStore
+from services.common import tracing
+
+log = logging.getLogger(__name__)
+
+# The gateway's routes that make a run, by kind.
+RUN_ROUTES = {("POST", "/orders"): runs.ORDER, ("POST", "/auth/register"): runs.REGISTRATION}
+# Spans waiting for their request's end; more means requests that never end, and the
+# oldest are let go.
+MAX_WAITING = 20_000
+STEP_BY_NUMBER = {step.number: step for step in flow.FLOW}
+
+
+class Recorder(SpanProcessor):
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        # Ended spans by their parent's span ID, until the request they belong to ends.
+        self._children: dict[int, list[ReadableSpan]] = {}
+        self._waiting = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context, parent = span.context, span.parent
+        if context is None:
+            return
+        root = span.kind == SpanKind.SERVER and (parent is None or parent.is_remote)
+        if not root:
+            if parent is not None:
+                with self._lock:
+                    self._children.setdefault(parent.span_id, []).append(span)
+                    self._waiting += 1
+                    if self._waiting > MAX_WAITING:
+                        self._children.clear()
+                        self._waiting = 0
+            return
+        descendants = self._take(context.span_id)
+        attributes = span.attributes or {}
+        kind = RUN_ROUTES.get((str(attributes.get("http.request.method")), str(attributes.get("http.route"))))
+        if kind is None:
+            return
+        try:
+            self.store.add(build_run(span, descendants, kind))
+        except Exception:
+            # The console is a view: a run it cannot draw must not fail the answer.
+            log.exception("the console could not record a run")
+
+    def _take(self, span_id: int) -> list[ReadableSpan]:
+        """The request's spans, each after its parent, all let go."""
+        found: list[ReadableSpan] = []
+        with self._lock:
+            parents = [span_id]
+            while parents:
+                children = self._children.pop(parents.pop(), [])
+                self._waiting -= len(children)
+                for child in children:
+                    found.append(child)
+                    if child.context is not None:
+                        parents.append(child.context.span_id)
+        return found
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _ms(nanoseconds: int) -> float:
+    return nanoseconds / 1_000_000
+
+
+def _iso(nanoseconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(nanoseconds / 1e9, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return str(status)
+
+
+def build_run(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -> runs.Run:
+    """One run from the gateway's server span and the spans made while answering."""
+    attributes: dict[str, Any] = dict(root.attributes or {})
+    assert root.start_time is not None and root.end_time is not None and root.context is not None
+    began = root.start_time
+    status = int(attributes.get("http.response.status_code", 0))
+    root_id = format(root.context.span_id, "016x")
+    calls = [
+        runs.Call(
+            id=root_id,
+            parent=None,
+            source="client",
+            target="gateway",
+            method=str(attributes.get("http.request.method", "POST")),
+            route=str(attributes.get("http.route", "")),
+            start_ms=0.0,
+            duration_ms=_ms(root.end_time - began),
+            server_ms=_ms(root.end_time - began),
+            status=status,
+            status_text=_phrase(status),
+            code=attributes.get(tracing.ERROR_CODE),
+            failed=status >= 500,
+        )
+    ]
+    steps_by_id = {
+        span.context.span_id: span
+        for span in descendants
+        if span.context is not None and span.kind == SpanKind.INTERNAL and flow.STEP_NUMBER in (span.attributes or {})
+    }
+    timings: list[tuple[flow.Step, float]] = []
+    outcomes: dict[flow.Step, str] = {}
+    for span in descendants:
+        span_attributes = span.attributes or {}
+        if span.context is None or span.start_time is None or span.end_time is None:
+            continue
+        if span.context.span_id in steps_by_id:
+            step = STEP_BY_NUMBER.get(int(span_attributes[flow.STEP_NUMBER]))
+            if step is not None:
+                timings.append((step, _ms(span.end_time - span.start_time)))
+                outcomes[step] = str(span_attributes.get(flow.STEP_OUTCOME, flow.OK))
+            continue
+        if span.kind != SpanKind.CLIENT:
+            continue
+        parent_step = None
+        if span.parent is not None and span.parent.span_id in steps_by_id:
+            number = (steps_by_id[span.parent.span_id].attributes or {}).get(flow.STEP_NUMBER)
+            parent_step = STEP_BY_NUMBER.get(int(number)) if number is not None else None
+        call = _client_call(span, root_id, began, parent_step)
+        calls.append(call)
+        callee = flow.CALLEE.get(parent_step) if parent_step is not None else None
+        if callee is not None and call.server_ms is not None:
+            timings.append((callee, call.server_ms))
+        calls.extend(_reported_calls(span, call))
+    calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
+    durations = flow.step_durations(timings)
+    step_times = [
+        runs.StepTime(step.number, step.name, round(ms, 3), outcomes.get(step, flow.OK))
+        for step, ms in flow.sorted_by_number(durations)
+    ]
+    return _finish(attributes, kind, status, root, began, calls, step_times)
+
+
+def _client_call(span: ReadableSpan, parent: str, began: int, step: flow.Step | None) -> runs.Call:
+    attributes = span.attributes or {}
+    assert span.context is not None and span.start_time is not None and span.end_time is not None
+    status = attributes.get("http.response.status_code")
+    reason = attributes.get("error.type")
+    if status is not None:
+        text = str(attributes.get(tracing.STATUS_TEXT) or _phrase(int(status)))
+    else:
+        text = str(reason or "no answer")
+    return runs.Call(
+        id=format(span.context.span_id, "016x"),
+        parent=parent,
+        source="gateway",
+        target=str(attributes.get(tracing.TARGET, "")),
+        method=str(attributes.get("http.request.method", "")),
+        route=str(attributes.get("url.template", "")),
+        step=step.number if step else None,
+        step_name=step.name if step else None,
+        start_ms=_ms(span.start_time - began),
+        duration_ms=_ms(span.end_time - span.start_time),
+        server_ms=attributes.get(tracing.SERVER_MS),
+        status=int(status) if status is not None else None,
+        status_text=text,
+        code=attributes.get(tracing.ERROR_CODE),
+        failed=reason is not None,
+        reason=str(reason) if reason is not None else None,
+    )
+
+
+def _reported_calls(span: ReadableSpan, call: runs.Call) -> list[runs.Call]:
+    """The calls the callee reported making, placed inside the call that asked it."""
+    header = (span.attributes or {}).get(tracing.CALLEE_CALLS)
+    if not header:
+        return []
+    # The callee's clock starts when it received the request: the wire time is split
+    # evenly between the way there and the way back.
+    wire = max(0.0, call.duration_ms - (call.server_ms or call.duration_ms))
+    offset = call.start_ms + wire / 2
+    found = []
+    for number, reported in enumerate(tracing.parse_timing_calls(str(header)), 1):
+        failed = reported.status is None or reported.status >= 500
+        found.append(
+            runs.Call(
+                id=f"{call.id}.{number}",
+                parent=call.id,
+                source=call.target,
+                target=reported.target,
+                method=reported.method,
+                route=reported.route,
+                step=call.step + 1 if call.step is not None else None,
+                step_name=_callee_name(call.step),
+                start_ms=offset + reported.start_ms,
+                duration_ms=reported.duration_ms,
+                server_ms=reported.server_ms,
+                status=reported.status,
+                status_text=_phrase(reported.status) if reported.status is not None else reported.reason or "no answer",
+                failed=failed,
+                reason=reported.reason or (words.SERVER_ERROR if failed and reported.status else None),
+            )
+        )
+    return found
+
+
+def _callee_name(number: int | None) -> str | None:
+    """The step the callee performs, for a call made at step ``number``."""
+    step = STEP_BY_NUMBER.get(number) if number is not None else None
+    callee = flow.CALLEE.get(step) if step is not None else None
+    return callee.name if callee is not None else None
+
+
+def _finish(
+    attributes: dict[str, Any],
+    kind: str,
+    status: int,
+    root: ReadableSpan,
+    began: int,
+    calls: list[runs.Call],
+    step_times: list[runs.StepTime],
+) -> runs.Run:
+    assert root.end_time is not None and root.context is not None
+    stop = None
+    outcome, text = _outcome(attributes, kind, status)
+    if outcome == runs.STOPPED:
+        step = int(attributes[spans.STOPPED_STEP])
+        name = str(attributes[spans.STOPPED_NAME])
+        reason = str(attributes[spans.STOPPED_REASON])
+        stop = runs.Stop(step, name, str(attributes.get(tracing.ERROR_CODE, f"{name}_failed")), reason)
+    # A stopped run's failed call ends the drawing.
+    touched = {call.target for call in calls} | {call.source for call in calls}
+    participants = [name for name in runs.PARTICIPANTS if name in touched or name in ("client", "gateway")]
+    return runs.Run(
+        id=str(attributes.get(spans.RUN_ID) or format(root.context.span_id, "016x")),
+        kind=kind,
+        started_at=_iso(began),
+        duration_ms=round(_ms(root.end_time - began), 3),
+        status=status,
+        request_id=str(attributes.get(tracing.REQUEST_ID, "")),
+        trace_id=format(root.context.trace_id, "032x"),
+        idempotency_key=attributes.get(spans.IDEMPOTENCY_KEY),
+        order_id=attributes.get(spans.ORDER_ID),
+        user_id=attributes.get(spans.USER_ID),
+        total=attributes.get(spans.TOTAL),
+        currency=attributes.get(spans.CURRENCY),
+        outcome=outcome,
+        outcome_text=text,
+        stopped=stop,
+        letter_pending=bool(attributes.get(spans.LETTER_PENDING, False)),
+        replayed=bool(attributes.get(spans.REPLAYED, False)),
+        participants=participants,
+        calls=calls,
+        steps=step_times,
+    )
+
+
+def _outcome(attributes: dict[str, Any], kind: str, status: int) -> tuple[str, str]:
+    """What became of the run: a word the console colours, and a text for people."""
+    code = attributes.get(tracing.ERROR_CODE)
+    if kind == runs.REGISTRATION:
+        if status < 300:
+            return runs.REGISTERED, "registered"
+        if status >= 500:
+            return runs.REGISTRATION_FAILED, f"registration failed ({code or status})"
+        return runs.REFUSED, str(code or status)
+    if spans.STOPPED_STEP in attributes and status >= 500:
+        return (
+            runs.STOPPED,
+            f"stopped at step {attributes[spans.STOPPED_STEP]} ({attributes[spans.STOPPED_REASON]})",
+        )
+    if status >= 400 or spans.STATUS not in attributes:
+        return runs.REFUSED, str(code or status)
+    order_status = str(attributes[spans.STATUS])
+    if attributes.get(spans.REPLAYED):
+        return runs.REPLAYED, f"replayed ({order_status})"
+    if attributes.get(spans.LETTER_PENDING):
+        return runs.LETTER_PENDING, "letter pending"
+    if order_status == words.CANCELLED:
+        reason = attributes.get(spans.REASON)
+        return runs.CANCELLED, f"cancelled ({reason})" if reason else "cancelled"
+    return runs.PAID, "paid"
