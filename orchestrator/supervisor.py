@@ -41,6 +41,8 @@ class Process:
 class Stack:
     settings: Settings
     log_dir: Path | None = None
+    # More environment for every service started (OTEL_* settings, say).
+    extra_env: dict[str, str] = attrs.Factory(dict)
     processes: dict[str, Process] = attrs.Factory(dict)
     urls: dict[str, str] = attrs.Factory(dict)
     ports: dict[str, int] = attrs.Factory(dict)
@@ -80,7 +82,7 @@ class Stack:
             [sys.executable, "-m", "orchestrator.cli", "serve", service, "--port", str(chosen)],
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env=self.env(),
+            env=self.env(self.extra_env),
             process_group=0,
         )
         if stderr is not None and not isinstance(stderr, int):

@@ -138,8 +138,11 @@ def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def start_stack(data_dir: Path, services: tuple[str, ...] = START_ORDER, **overrides: Any) -> Stack:
-    stack = Stack(stack_settings(data_dir, **overrides), log_dir=data_dir / "logs")
+def start_stack(
+    data_dir: Path, services: tuple[str, ...] = START_ORDER, env: dict[str, str] | None = None, **overrides: Any
+) -> Stack:
+    """The stack on fresh databases; ``env`` is more environment for its processes."""
+    stack = Stack(stack_settings(data_dir, **overrides), log_dir=data_dir / "logs", extra_env=dict(env or {}))
     try:
         stack.start(services)
     except Exception:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import attrs
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanKind
@@ -137,7 +138,8 @@ def build_run(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str
             status=status,
             status_text=_phrase(status),
             code=attributes.get(tracing.ERROR_CODE),
-            failed=status >= 500,
+            # How the run ended is its own field (``stopped``); the client's call is not a step.
+            failed=False,
         )
     ]
     steps_by_id = {
@@ -170,6 +172,7 @@ def build_run(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str
             timings.append((callee, call.server_ms))
         calls.extend(_reported_calls(span, call))
     calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
+    calls = _mark_failures(calls, outcomes)
     durations = flow.step_durations(timings)
     step_times = [
         runs.StepTime(step.number, step.name, round(ms, 3), outcomes.get(step, flow.OK))
@@ -205,6 +208,22 @@ def _client_call(span: ReadableSpan, parent: str, began: int, step: flow.Step | 
         failed=reason is not None,
         reason=str(reason) if reason is not None else None,
     )
+
+
+def _mark_failures(calls: list[runs.Call], outcomes: dict[flow.Step, str]) -> list[runs.Call]:
+    """Only the call that failed its step is marked failed: the last the step made. An
+    earlier attempt that got no answer, or a 5xx, was retried; it keeps its reason."""
+    last_of_step: dict[int, int] = {}
+    for index, call in enumerate(calls):
+        if call.parent == calls[0].id and call.step is not None:
+            last_of_step[call.step] = index
+    failed_steps = {step.number for step, outcome in outcomes.items() if outcome != flow.OK}
+    marked = []
+    for index, call in enumerate(calls):
+        if call.parent == calls[0].id and call.step is not None:
+            call = attrs.evolve(call, failed=call.step in failed_steps and last_of_step[call.step] == index)
+        marked.append(call)
+    return marked
 
 
 def _reported_calls(span: ReadableSpan, call: runs.Call) -> list[runs.Call]:

@@ -122,6 +122,14 @@ class TraceRequests:
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR))
             span.set_attribute("error.type", str(status))
+        context_of_span = span.get_span_context()
+        if context_of_span.is_valid:
+            # The trace this answer belongs to (W3C Trace Context Level 2), so a client
+            # can hand its operator the ID that finds the run.
+            flags = int(context_of_span.trace_flags)
+            resp.set_header(
+                "traceresponse", f"00-{context_of_span.trace_id:032x}-{context_of_span.span_id:016x}-{flags:02x}"
+            )
         span.end()
         context.detach(req.context.trace_token)
 
