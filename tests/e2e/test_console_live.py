@@ -33,7 +33,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 SECRET = "operator-" + uuid.uuid4().hex
 HOSTILE_NAME = "</script><script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
-HOSTILE_KEY = "\"><svg/onload=window.__pwned=3>"
+HOSTILE_KEY = '"><svg/onload=window.__pwned=3>'
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (./test installs it)")
 
