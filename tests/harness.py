@@ -59,6 +59,14 @@ def start_smtp() -> tuple[Controller, Inbox]:
     return controller, inbox
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, in MiB (what ``ps`` and the benchmark call MB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"no VmRSS for process {pid}")
+
+
 def postgres_base() -> str | None:
     """The PostgreSQL server to make test databases on, when the run asks for it."""
     return os.environ.get(POSTGRES_ENV) or None
@@ -102,7 +110,8 @@ def drop_postgres_databases(base: str) -> None:
 def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
     databases = {}
     base = postgres_base()
-    if base:
+    # A test that passes its own ``databases`` (``{}``: SQLite files) gets no others made.
+    if base and "databases" not in overrides:
         databases = make_postgres_databases(base)
     values: dict[str, Any] = {
         "data_dir": str(data_dir),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
 import logging
 import sys
 from typing import Any
@@ -38,9 +39,33 @@ def tune_allocator() -> None:
         log.debug("allocator tuning not available")
 
 
+# waitress copies a body of this size or more into a buffer of the connection's own.
+_WAITRESS_COPIES_FROM = 8192
+
+
+def release_sent_bodies(app: Any) -> Any:
+    """Wrap ``app`` so that waitress keeps no copy of a large body once it is sent.
+
+    waitress copies each body into the connection's output buffer and keeps that buffer,
+    with the last body in it, until the next response on the connection: every caller
+    that keeps its connection open (the gateway keeps one per thread) pinned a whole
+    page of a list in memory. Handed over as a file, a body is sent from the app's own
+    bytes and dropped when sent.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        body = app(environ, start_response)
+        as_file = environ.get("wsgi.file_wrapper")
+        if as_file is not None and type(body) is list and len(body) == 1 and len(body[0]) >= _WAITRESS_COPIES_FROM:
+            return as_file(io.BytesIO(body[0]))
+        return body
+
+    return wrapped
+
+
 def serve(app: Any, service: str, settings: Settings, host: str | None = None, port: int | None = None) -> None:
     server = waitress.create_server(
-        app,
+        release_sent_bodies(app),
         host=host or settings.bind_host,
         port=settings.port(service) if port is None else port,
         threads=settings.thread_count(service),
