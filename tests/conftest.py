@@ -15,7 +15,9 @@ from tests.harness import CREATED_DATABASES, drop_postgres_databases, postgres_b
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """A fresh data folder, hence fresh SQLite files, for every test."""
-    return Settings(data_dir=str(tmp_path), service_secret=secrets.token_hex(32), password_hash_cost=12)
+    return Settings(
+        data_dir=str(tmp_path), service_secret=secrets.token_hex(32), password_hash_memory=1024, password_hash_time=1
+    )
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@ a real SMTP server, real SQLite files or real PostgreSQL databases."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 import socket
@@ -57,6 +59,13 @@ def start_smtp() -> tuple[Controller, Inbox]:
     controller = _BoundController(inbox)
     controller.start()
     return controller, inbox
+
+
+def scrypt_hash(password: str, log2_n: int = 10) -> str:
+    """A password hash as Auth wrote it before Argon2id: ``scrypt$<log2 N>$8$1$salt$digest``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**log2_n, r=8, p=1, dklen=32)
+    return f"scrypt${log2_n}$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def rss_mb(pid: int) -> float:
@@ -118,7 +127,8 @@ def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
         "service_secret": secrets.token_hex(32),
         "ports": dict.fromkeys(SERVICES, 0),
         "databases": databases,
-        "password_hash_cost": 12,
+        "password_hash_memory": 1024,
+        "password_hash_time": 1,
         "http_read_timeout": 5.0,
     }
     values.update(overrides)

@@ -25,7 +25,7 @@ def tune_allocator() -> None:
     """Keep a long-running, many-threaded service's memory from ratcheting up.
 
     glibc raises its mmap threshold after a large block is freed, so later large
-    blocks (scrypt's 16 MiB) land in the heap and are never returned; and each thread
+    blocks (a password hash's 19 MiB) land in the heap and are never returned; and each thread
     may get its own arena. A fixed threshold and two arenas keep RSS near what is live.
     """
     name = ctypes.util.find_library("c")
