@@ -45,18 +45,21 @@ class Inbox:
 class _BoundController(Controller):
     """aiosmtpd cannot bind port 0 itself: hand it a socket that is already bound."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, **options: Any) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        super().__init__(handler, hostname="127.0.0.1", port=self.sock.getsockname()[1])
+        super().__init__(handler, hostname="127.0.0.1", port=self.sock.getsockname()[1], **options)
 
     def _create_server(self) -> Any:
         return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
 
 
-def start_smtp() -> tuple[Controller, Inbox]:
+def start_smtp(**options: Any) -> tuple[Controller, Inbox]:
+    """A plain SMTP server; ``options`` go to aiosmtpd's ``Controller`` (``ssl_context``
+    for TLS from the start) and ``SMTP`` (``tls_context``, ``require_starttls``,
+    ``authenticator``, ``auth_required``)."""
     inbox = Inbox()
-    controller = _BoundController(inbox)
+    controller = _BoundController(inbox, **options)
     controller.start()
     return controller, inbox
 

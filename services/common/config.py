@@ -66,6 +66,11 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "orders@syncorders.localhost"
     smtp_timeout: float = 5.0
+    # none, starttls or tls (services/notifications/mailer.py); credentials only over TLS.
+    smtp_security: str = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_ca_file: str | None = None
 
     log_level: str = "INFO"
 

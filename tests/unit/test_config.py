@@ -60,3 +60,22 @@ def test_password_hashes_cost_argon2id_memory_in_kib_and_passes_owasps_minimum_b
     assert (settings.password_hash_memory, settings.password_hash_time) == (65536, 3)
     with pytest.raises(SystemExit, match="SYNCORDERS_PASSWORD_HASH_MEMORY"):
         Settings.from_env({"SYNCORDERS_PASSWORD_HASH_MEMORY": "19MiB"})
+
+
+def test_smtp_security_and_credentials_are_read_and_passed_on() -> None:
+    env = {
+        "SYNCORDERS_SMTP_HOST": "relay.example",
+        "SYNCORDERS_SMTP_PORT": "587",
+        "SYNCORDERS_SMTP_SECURITY": "starttls",
+        "SYNCORDERS_SMTP_USERNAME": "orders",
+        "SYNCORDERS_SMTP_PASSWORD": "secret",
+        "SYNCORDERS_SMTP_CA_FILE": "/etc/ssl/private-ca.pem",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.smtp_security, settings.smtp_username, settings.smtp_ca_file) == (
+        "starttls",
+        "orders",
+        "/etc/ssl/private-ca.pem",
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env({}).smtp_security == "none"
