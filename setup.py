@@ -22,6 +22,7 @@ setup(
         "cattrs>=24.1",
         "peewee>=3.17",
         "pyjwt[crypto]>=2.12.0,<3",
+        "argon2-cffi>=23.1",
         "prometheus-client>=0.20",
         # Swagger UI 5 (OpenAPI 3.1) as static files for the gateway's /docs page.
         "swagger-ui-py>=23.9",

@@ -7,6 +7,7 @@ import falcon
 from contracts import auth as wire
 from services.auth import keys, logic, resources
 from services.auth.models import MODELS
+from services.auth.passwords import Cost
 from services.common import db as database
 from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
@@ -23,13 +24,14 @@ ERRORS = {
 
 
 def create_app(settings: Settings) -> falcon.App:
+    cost = Cost(settings.password_hash_memory, settings.password_hash_time).check()
     app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
     keys.ensure_key(db, settings.signing_key_file)
     profiles = make_client(ProfilesClient, SERVICE, "profiles", settings)
     billing = make_client(BillingClient, SERVICE, "billing", settings)
     signer = keys.Signer(settings.token_issuer, settings.token_audience, settings.token_ttl)
-    app.add_route("/users", resources.UsersResource(settings, profiles, billing))
-    app.add_route("/tokens", resources.TokensResource(settings, signer))
+    app.add_route("/users", resources.UsersResource(settings, cost, profiles, billing))
+    app.add_route("/tokens", resources.TokensResource(settings, cost, signer))
     app.add_route("/.well-known/jwks.json", resources.JwksResource(settings.token_ttl))
     add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
     return app

@@ -11,7 +11,7 @@ from services.common.config import Settings
 from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
 from services.notifications import logic, resources
-from services.notifications.mailer import SmtpMailer
+from services.notifications.mailer import mailer_from
 from services.notifications.models import MODELS
 
 SERVICE = "notifications"
@@ -20,13 +20,9 @@ ERRORS = {logic.NoProfile: Mapped(404, "profile_not_found", "No contact data for
 
 
 def create_app(settings: Settings) -> falcon.App:
+    mailer = mailer_from(settings)
     app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS)
     profiles = make_client(ProfilesClient, SERVICE, "profiles", settings)
-    mailer = (
-        SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_timeout)
-        if settings.smtp_host
-        else None
-    )
     app.add_route("/letters", resources.LettersResource(db, profiles, mailer, settings.delivery_claim))
     app.add_route("/letters/{letter_id:uuid}", resources.LetterResource())
     add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
