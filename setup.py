@@ -25,6 +25,7 @@ setup(
         "cattrs>=24.1",
         "peewee>=3.17",
         "pyjwt[crypto]>=2.12.0,<3",
+        "argon2-cffi>=23.1",
         "prometheus-client>=0.20",
         # Traces: the SDK, and OTLP over HTTP when an endpoint is configured.
         "opentelemetry-api>=1.30",

@@ -16,7 +16,9 @@ from tests.postgres import INITDB_PATTERN, PrivateServer, binaries, start_privat
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """A fresh data folder, hence fresh SQLite files, for every test."""
-    return Settings(data_dir=str(tmp_path), service_secret=secrets.token_hex(32), password_hash_cost=12)
+    return Settings(
+        data_dir=str(tmp_path), service_secret=secrets.token_hex(32), password_hash_memory=1024, password_hash_time=1
+    )
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ service did the work, or answer a documented refusal.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -422,3 +424,10 @@ class FakeAuth(Fake):
 
 def kid(key: Ed25519PrivateKey) -> str:
     return thumbprint(key.public_key())
+
+
+def scrypt_hash(password: str, log2_n: int = 10) -> str:
+    """A password hash as Auth wrote it before Argon2id: ``scrypt$<log2 N>$8$1$salt$digest``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**log2_n, r=8, p=1, dklen=32)
+    return f"scrypt${log2_n}$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"

@@ -7,6 +7,7 @@ import falcon
 from contracts import auth as wire
 from services.auth import keys, logic, resources
 from services.auth.models import MODELS
+from services.auth.passwords import Cost
 from services.common import db as database
 from services.common.clients import BillingClient, ProfilesClient, make_client
 from services.common.config import Settings
@@ -32,14 +33,15 @@ def create_app(
 ) -> falcon.App:
     """Auth, calling Profiles and Billing through the given clients (by default, over
     HTTP at the configured URLs)."""
+    cost = Cost(settings.password_hash_memory, settings.password_hash_time).check()
     tracing = tracing or Tracing(SERVICE)
     app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
     keys.ensure_key(db, settings.signing_key_file)
     profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings, tracer=tracing.tracer)
     billing = billing or make_client(BillingClient, SERVICE, "billing", settings, tracer=tracing.tracer)
     signer = keys.Signer(settings.token_issuer, settings.token_audience, settings.token_ttl)
-    app.add_route("/users", resources.UsersResource(settings, profiles, billing))
-    app.add_route("/tokens", resources.TokensResource(settings, signer))
+    app.add_route("/users", resources.UsersResource(settings, cost, profiles, billing))
+    app.add_route("/tokens", resources.TokensResource(settings, cost, signer))
     app.add_route("/.well-known/jwks.json", resources.JwksResource(settings.token_ttl))
     add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
     return app

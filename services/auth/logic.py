@@ -13,14 +13,14 @@ from contracts.types import new_id
 from contracts.vocabulary import BAD_RESPONSE
 from services.auth.keys import Signer
 from services.auth.models import LoginFailure, User
-from services.auth.passwords import dummy_hash, hash_password, verify_password
+from services.auth.passwords import Cost, dummy_hash, hash_password, needs_rehash, verify_password
 from services.common.clients import BillingClient, ProfilesClient
 from services.common.db import iso, utcnow
 from services.common.http import DownstreamError
 
 # The registration chain as the design gives it: (step, who, whom, message).
 REGISTRATION_CHAIN = (
-    (1, "auth", "auth", "create the user (password as a scrypt hash)"),
+    (1, "auth", "auth", "create the user (password as an Argon2id hash)"),
     (2, "auth", "profiles", "PUT /profiles/{user_id}"),
     (3, "auth", "billing", "PUT /wallets/{user_id}"),
 )
@@ -55,7 +55,7 @@ def to_wire(row: User) -> wire.User:
     )
 
 
-def _claim_user(data: wire.Registration, hash_cost: int) -> User:
+def _claim_user(data: wire.Registration, hash_cost: Cost) -> User:
     """Step 1 of registration: the user row, new or left by an unfinished attempt."""
     row = User.get_or_none(User.login == data.login)
     if row is None:
@@ -82,7 +82,7 @@ def _claim_user(data: wire.Registration, hash_cost: int) -> User:
 
 
 def register(
-    data: wire.Registration, profiles_client: ProfilesClient, billing: BillingClient, currency: str, hash_cost: int
+    data: wire.Registration, profiles_client: ProfilesClient, billing: BillingClient, currency: str, hash_cost: Cost
 ) -> wire.User:
     """Create the user, then synchronously its profile and its wallet. Each step is
     idempotent, so sending the same registration again finishes a broken one."""
@@ -99,16 +99,27 @@ def register(
     return to_wire(row)
 
 
-def login(data: wire.Credentials, signer: Signer, max_failures: int, window: int, hash_cost: int) -> wire.AccessToken:
+def login(data: wire.Credentials, signer: Signer, max_failures: int, window: int, hash_cost: Cost) -> wire.AccessToken:
     _take_attempt(data.login, max_failures, window)
     row = User.get_or_none(User.login == data.login)
     ok = verify_password(data.password, row.password_hash if row else dummy_hash(hash_cost))
     if row is None or not ok:
         raise InvalidCredentials("Wrong login or password.")
     LoginFailure.delete().where(LoginFailure.login == data.login).execute()
+    if needs_rehash(row.password_hash, hash_cost):
+        _rehash(row, data.password, hash_cost)
     if not row.complete:
         raise RegistrationIncomplete("Registration is not finished: send the same registration again.")
     return signer.sign(row.id, row.login)
+
+
+def _rehash(row: User, password: str, hash_cost: Cost) -> None:
+    """Replace a hash made with scrypt or other settings, now that the password is known.
+    Only the hash just checked is replaced: of two logins at once, the second finds it
+    gone and leaves the first one's in place."""
+    User.update(password_hash=hash_password(password, hash_cost)).where(
+        (User.id == row.id) & (User.password_hash == row.password_hash)
+    ).execute()
 
 
 def _take_attempt(login_name: str, max_failures: int, window: int) -> None:

@@ -6,6 +6,7 @@ import falcon
 
 from contracts import auth as wire
 from services.auth import keys, logic
+from services.auth.passwords import Cost
 from services.common.clients import BillingClient, ProfilesClient
 from services.common.config import Settings
 from services.common.errors import ApiError
@@ -13,22 +14,22 @@ from services.common.web import read_body, respond
 
 
 class UsersResource:
-    def __init__(self, settings: Settings, profiles: ProfilesClient, billing: BillingClient) -> None:
+    def __init__(self, settings: Settings, cost: Cost, profiles: ProfilesClient, billing: BillingClient) -> None:
         self.settings = settings
+        self.cost = cost
         self.profiles = profiles
         self.billing = billing
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.Registration)
-        user = logic.register(
-            data, self.profiles, self.billing, self.settings.currency, self.settings.password_hash_cost
-        )
+        user = logic.register(data, self.profiles, self.billing, self.settings.currency, self.cost)
         respond(resp, user, 201)
 
 
 class TokensResource:
-    def __init__(self, settings: Settings, signer: keys.Signer) -> None:
+    def __init__(self, settings: Settings, cost: Cost, signer: keys.Signer) -> None:
         self.settings = settings
+        self.cost = cost
         self.signer = signer
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -39,7 +40,7 @@ class TokensResource:
                 self.signer,
                 self.settings.login_max_failures,
                 self.settings.login_window,
-                self.settings.password_hash_cost,
+                self.cost,
             )
         except logic.TooManyAttempts as exc:
             raise ApiError(

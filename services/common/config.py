@@ -76,12 +76,19 @@ class Settings:
     login_window: int = 300
     order_run_lease: float = 30.0
     recovery_after: float = 60.0
-    password_hash_cost: int = 14
+    # Argon2id: memory in KiB and passes; OWASP's recommended minimum (services/auth/passwords.py).
+    password_hash_memory: int = 19456
+    password_hash_time: int = 2
 
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "orders@syncorders.localhost"
     smtp_timeout: float = 5.0
+    # none, starttls or tls (services/notifications/mailer.py); credentials only over TLS.
+    smtp_security: str = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_ca_file: str | None = None
 
     log_level: str = "INFO"
 

@@ -41,6 +41,11 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "busy_timeout": 5000,
     "foreign_keys": 1,
+    # 64 KiB of page cache per connection, not SQLite's 2 MB: each waitress thread keeps
+    # its connection, so 2 MB each grew a service by 30 MB once its lists were read. In
+    # WAL mode any other connection's commit empties a connection's cache anyway, and
+    # the OS keeps the file's pages.
+    "cache_size": -64,
 }
 
 

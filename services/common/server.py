@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import io
 import logging
 import select
 import signal
@@ -52,6 +53,30 @@ def tune_allocator() -> None:
         libc.mallopt(_M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         log.debug("allocator tuning not available")
+
+
+# waitress copies a body of this size or more into a buffer of the connection's own.
+_WAITRESS_COPIES_FROM = 8192
+
+
+def release_sent_bodies(app: Any) -> Any:
+    """Wrap ``app`` so that waitress keeps no copy of a large body once it is sent.
+
+    waitress copies each body into the connection's output buffer and keeps that buffer,
+    with the last body in it, until the next response on the connection: every caller
+    that keeps its connection open (the gateway keeps one per thread) pinned a whole
+    page of a list in memory. Handed over as a file, a body is sent from the app's own
+    bytes and dropped when sent.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        body = app(environ, start_response)
+        as_file = environ.get("wsgi.file_wrapper")
+        if as_file is not None and type(body) is list and len(body) == 1 and len(body[0]) >= _WAITRESS_COPIES_FROM:
+            return as_file(io.BytesIO(body[0]))
+        return body
+
+    return wrapped
 
 
 # -- stop signals ------------------------------------------------------------------------
@@ -249,7 +274,7 @@ def serve(
         log.info("%s before serving; not starting", stop.first_name)
         return
     server = create_server(
-        app,
+        release_sent_bodies(app),
         server_class=_Server,
         deadlines=Deadlines(settings.header_timeout, settings.body_timeout),
         host=host or settings.bind_host,

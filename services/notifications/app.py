@@ -12,7 +12,7 @@ from services.common.errors import Mapped
 from services.common.service import add_readiness, internal_app
 from services.common.tracing import Tracing
 from services.notifications import logic, resources
-from services.notifications.mailer import Mailer, SmtpMailer
+from services.notifications.mailer import Mailer, mailer_from
 from services.notifications.models import MODELS
 
 SERVICE = "notifications"
@@ -32,8 +32,8 @@ def create_app(
     tracing = tracing or Tracing(SERVICE)
     app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
     profiles = profiles or make_client(ProfilesClient, SERVICE, "profiles", settings, tracer=tracing.tracer)
-    if mailer is None and settings.smtp_host:
-        mailer = SmtpMailer(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.smtp_timeout)
+    if mailer is None:
+        mailer = mailer_from(settings)
     app.add_route("/letters", resources.LettersResource(db, profiles, mailer, settings.delivery_claim))
     app.add_route("/letters/{letter_id:uuid}", resources.LetterResource())
     add_readiness(app, SERVICE, {"database": lambda: database.check(db)})

@@ -38,7 +38,8 @@ def consumer_settings(data_dir: Path, wiremock: WireMock) -> Settings:
         http_backoff=0.01,
         http_read_timeout=READ_TIMEOUT,
         http_connect_timeout=1.0,
-        password_hash_cost=12,
+        password_hash_memory=1024,
+        password_hash_time=1,
     )
 
 

@@ -33,7 +33,8 @@ def children(pid: int) -> list[int]:
 def start_run(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
     env["SYNCORDERS_DATA_DIR"] = str(tmp_path)
-    env["SYNCORDERS_PASSWORD_HASH_COST"] = "12"
+    env["SYNCORDERS_PASSWORD_HASH_MEMORY"] = "1024"
+    env["SYNCORDERS_PASSWORD_HASH_TIME"] = "1"
     env.update({f"SYNCORDERS_{service.upper()}_PORT": "0" for service in SERVICES})
     run = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "run"],

@@ -55,7 +55,8 @@ def newcomer_env(data_dir: Path) -> dict[str, str]:
     }
     env["PATH"] = "/usr/bin:/bin"
     env["SYNCORDERS_DATA_DIR"] = str(data_dir)
-    env["SYNCORDERS_PASSWORD_HASH_COST"] = "12"
+    env["SYNCORDERS_PASSWORD_HASH_MEMORY"] = "1024"
+    env["SYNCORDERS_PASSWORD_HASH_TIME"] = "1"
     env.update({f"SYNCORDERS_{service.upper()}_PORT": "0" for service in SERVICES})
     base = postgres_base()
     if base:

@@ -23,7 +23,7 @@ def test_registration_never_returns_the_password_or_its_hash(gateway: Gateway) -
     response = gateway.register()
     assert response.status_code == 201
     text = response.text.lower()
-    assert "password" not in text and "scrypt" not in text
+    assert "password" not in text and "argon2" not in text
 
 
 def test_login_gives_a_bearer_token(gateway: Gateway) -> None:

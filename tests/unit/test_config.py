@@ -52,3 +52,30 @@ def test_service_secret_is_made_once_and_kept(tmp_path) -> None:
     first = settings.secret()
     assert len(first) == 64 and Settings(data_dir=str(tmp_path)).secret() == first
     assert (tmp_path / "service-secret").stat().st_mode & 0o077 == 0
+
+
+def test_password_hashes_cost_argon2id_memory_in_kib_and_passes_owasps_minimum_by_default() -> None:
+    assert (Settings.from_env({}).password_hash_memory, Settings.from_env({}).password_hash_time) == (19456, 2)
+    settings = Settings.from_env({"SYNCORDERS_PASSWORD_HASH_MEMORY": "65536", "SYNCORDERS_PASSWORD_HASH_TIME": "3"})
+    assert (settings.password_hash_memory, settings.password_hash_time) == (65536, 3)
+    with pytest.raises(SystemExit, match="SYNCORDERS_PASSWORD_HASH_MEMORY"):
+        Settings.from_env({"SYNCORDERS_PASSWORD_HASH_MEMORY": "19MiB"})
+
+
+def test_smtp_security_and_credentials_are_read_and_passed_on() -> None:
+    env = {
+        "SYNCORDERS_SMTP_HOST": "relay.example",
+        "SYNCORDERS_SMTP_PORT": "587",
+        "SYNCORDERS_SMTP_SECURITY": "starttls",
+        "SYNCORDERS_SMTP_USERNAME": "orders",
+        "SYNCORDERS_SMTP_PASSWORD": "secret",
+        "SYNCORDERS_SMTP_CA_FILE": "/etc/ssl/private-ca.pem",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.smtp_security, settings.smtp_username, settings.smtp_ca_file) == (
+        "starttls",
+        "orders",
+        "/etc/ssl/private-ca.pem",
+    )
+    assert Settings.from_env(settings.to_env()) == settings
+    assert Settings.from_env({}).smtp_security == "none"

@@ -29,7 +29,6 @@ from setuptools import find_packages
 
 from orchestrator.cli import parser as cli_parser
 from services.auth.passwords import MAX_PARALLEL_HASHES
-from services.auth.passwords import R as SCRYPT_R
 from services.common.config import DEFAULT_PORTS, INTERNAL_SERVICES, PREFIX, SCALARS, SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,11 +356,11 @@ def test_pods_run_as_non_root_on_a_read_only_root_with_bounded_resources() -> No
 
 def test_auth_has_memory_for_every_password_hash_it_runs_at_once() -> None:
     settings = Settings.from_env(objects("ConfigMap")["syncorders-config"]["data"])
-    scrypt_mib = 128 * SCRYPT_R * 2**settings.password_hash_cost / 2**20
+    hash_mib = settings.password_hash_memory / 1024  # Argon2id's memory, in KiB
     limits = the_container(objects("Deployment")["auth"])["resources"]["limits"]
-    idle_mib = 64  # measured: about 65 MB with no request in flight
+    idle_mib = 64  # measured: about 60 MB with no request in flight
     at_once = min(settings.thread_count("auth"), MAX_PARALLEL_HASHES)
-    assert mebibytes(limits["memory"]) >= idle_mib + at_once * scrypt_mib
+    assert mebibytes(limits["memory"]) >= idle_mib + at_once * hash_mib
 
 
 def test_the_configmap_urls_reach_each_service_through_its_service_port() -> None:

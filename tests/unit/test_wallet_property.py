@@ -49,7 +49,12 @@ class WalletBooks(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.folder = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
-        config = Settings(data_dir=self.folder.name, service_secret=secrets.token_hex(32), password_hash_cost=12)
+        config = Settings(
+            data_dir=self.folder.name,
+            service_secret=secrets.token_hex(32),
+            password_hash_memory=1024,
+            password_hash_time=1,
+        )
         self.client = falcon.testing.TestClient(create_app(config))
         self.as_gateway = ServiceTokens(config.secret(), "gateway").header("billing")
         self.users = [str(uuid.uuid4()) for _ in range(USERS)]

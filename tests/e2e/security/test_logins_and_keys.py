@@ -62,7 +62,7 @@ def test_password_hashes_appear_in_no_response_and_no_log_line(door: Door) -> No
     token = token_answer.json()["access_token"]
     answers += [gateway.request("GET", path, token) for path in ("/profile", "/wallet", "/orders", "/letters")]
     hashes = [row[0] for row in auth_rows(door.stack, 'SELECT password_hash FROM "user"')]
-    assert any(value.startswith("scrypt$") for value in hashes)
+    assert any(value.startswith("$argon2id$") for value in hashes)
     secrets_at_rest = {piece for value in hashes for piece in [value, *value.split("$")[4:]]} | {password}
     logs = "".join(log_text(door.stack, service) for service in door.stack.processes)
     assert logs
@@ -70,7 +70,7 @@ def test_password_hashes_appear_in_no_response_and_no_log_line(door: Door) -> No
         for answer in answers:
             assert secret not in answer.text
         assert secret not in logs
-    assert "scrypt$" not in logs
+    assert "$argon2id$" not in logs
 
 
 # ---------------------------------------------------------------- key rotation
