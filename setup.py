@@ -19,6 +19,9 @@ setup(
     install_requires=[
         "falcon>=4.0,<5",
         "waitress>=3.0.1,<4",
+        # The second server (SYNCORDERS_SERVER=granian): HTTP in Rust. Its worker is
+        # embedded (services/common/granian_server.py), so the version is held close.
+        "granian>=2.8,<2.9",
         "requests>=2.32.4,<3",
         "urllib3>=2.5,<3",
         "attrs>=24.2",

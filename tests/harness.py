@@ -23,6 +23,8 @@ from orchestrator.supervisor import START_ORDER, Stack
 from services.common.config import SERVICES, Settings
 
 POSTGRES_ENV = "SYNCORDERS_TEST_POSTGRES"
+# Which HTTP server the stacks run on: waitress unless the run asks for granian.
+SERVER_ENV = "SYNCORDERS_TEST_SERVER"
 # Debian's chromium, headless in CI: no sandbox (root), and nothing fetched on its own.
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -132,6 +134,11 @@ def drop_postgres_databases(base: str) -> None:
     conn.close()
 
 
+def server_under_test() -> str:
+    """The server the run asks the stacks to use (``SYNCORDERS_TEST_SERVER``)."""
+    return os.environ.get(SERVER_ENV) or "waitress"
+
+
 def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
     databases = {}
     base = postgres_base()
@@ -146,6 +153,7 @@ def stack_settings(data_dir: Path, **overrides: Any) -> Settings:
         "password_hash_memory": 1024,
         "password_hash_time": 1,
         "http_read_timeout": 5.0,
+        "server": server_under_test(),
     }
     values.update(overrides)
     return Settings(**values)

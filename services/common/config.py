@@ -54,7 +54,10 @@ class Settings:
     http_max_response: int = 1_048_576
     http_transport: str = "socket"
 
-    # waitress: a service needs at least as many threads as its callers hold connections.
+    # The HTTP server: waitress, or granian (HTTP in Rust; services.common.granian_server).
+    server: str = "waitress"
+    # Server limits, on either server: a service needs at least as many threads as its
+    # callers hold connections.
     threads: int = 16
     connection_limit: int = 200
     backlog: int = 1024

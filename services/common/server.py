@@ -1,5 +1,5 @@
-"""Serve a WSGI app with waitress, every limit set explicitly from configuration, and
-stop it gracefully.
+"""Serve a WSGI app with waitress (the default) or granian (``SYNCORDERS_SERVER``),
+every limit set explicitly from configuration, and stop it gracefully.
 
 SIGTERM or SIGINT starts the drain: ``/ready`` answers 503 at once and every answer
 from then on carries ``Connection: close``. After ``shutdown_delay`` (time for load
@@ -194,17 +194,18 @@ class Drain:
         self.server.draining = True
         self.server.pull_trigger()
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Serve, drain; how many requests in flight were cut."""
         self.stop.wake = self._asked_to_stop
         try:
             while not self.stop.count:
                 self._poll(self.server.adj.asyncore_loop_timeout)
-            self._drain()
+            return self._drain()
         finally:
             self.stop.wake = _nothing
             self._close_all()
 
-    def _drain(self) -> None:
+    def _drain(self) -> int:
         assert self.stop.first_at is not None
         self.server.draining = True
         log.info(
@@ -235,6 +236,7 @@ class Drain:
             log.warning("requests in flight cut by %s: %d", why, left)
         else:
             log.info("drained in %.2f s", time.monotonic() - self.stop.first_at)
+        return left
 
     def _close_listener(self) -> None:
         """Stop accepting. Connections the kernel has completed but waitress has not yet
@@ -259,6 +261,15 @@ class Drain:
         self.server.task_dispatcher.shutdown(timeout=0 if cut else 5)
 
 
+SERVERS = ("waitress", "granian")
+
+
+def announce(service: str, host: str, port: int, threads: int, server: str) -> None:
+    """One line on stdout, read by the supervisor and the tests to learn the real port."""
+    print(f"syncorders {service} listening on http://{host}:{port}", flush=True)
+    log.info("listening on %s:%s with %s threads (%s)", host, port, threads, server)
+
+
 def serve(
     app: Any,
     service: str,
@@ -266,19 +277,36 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     stop: StopSignals | None = None,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (see the module's docstring). ``stop``
-    is given when the signals were caught from the process's start."""
+) -> bool:
+    """Serve until SIGTERM or SIGINT, then drain (see the module's docstring); whether
+    everything in flight finished (false when the deadline or a second signal cut
+    requests: their threads are still running). ``stop`` is given when the signals were
+    caught from the process's start."""
+    if settings.server not in SERVERS:
+        raise SystemExit(f"configuration: SYNCORDERS_SERVER={settings.server!r} is none of {', '.join(SERVERS)}")
     stop = stop or StopSignals().install()
     if stop.count:
         log.info("%s before serving; not starting", stop.first_name)
-        return
+        return True
+    host = host or settings.bind_host
+    port = settings.port(service) if port is None else port
+    try:
+        if settings.server == "granian":
+            from services.common.granian_server import serve_granian
+
+            return serve_granian(app, service, settings, host, port, stop)
+        return _serve_waitress(app, service, settings, host, port, stop)
+    finally:
+        sys.stdout.flush()
+
+
+def _serve_waitress(app: Any, service: str, settings: Settings, host: str, port: int, stop: StopSignals) -> bool:
     server = create_server(
         release_sent_bodies(app),
         server_class=_Server,
         deadlines=Deadlines(settings.header_timeout, settings.body_timeout),
-        host=host or settings.bind_host,
-        port=settings.port(service) if port is None else port,
+        host=host,
+        port=port,
         threads=settings.thread_count(service),
         connection_limit=settings.connection_limit,
         backlog=settings.backlog,
@@ -291,11 +319,5 @@ def serve(
         expose_tracebacks=False,
         clear_untrusted_proxy_headers=True,
     )
-    bound_port = server.effective_port
-    # One line on stdout, read by the supervisor and the tests to learn the real port.
-    print(f"syncorders {service} listening on http://{server.effective_host}:{bound_port}", flush=True)
-    log.info("listening on %s:%s with %s threads", server.effective_host, bound_port, settings.thread_count(service))
-    try:
-        Drain(server, stop, settings.shutdown_delay, settings.shutdown_timeout).run()
-    finally:
-        sys.stdout.flush()
+    announce(service, server.effective_host, server.effective_port, settings.thread_count(service), "waitress")
+    return Drain(server, stop, settings.shutdown_delay, settings.shutdown_timeout).run() == 0
