@@ -39,7 +39,9 @@ setup(
     ],
     extras_require={
         "postgres": ["psycopg2-binary>=2.9"],
-        "bench": ["matplotlib>=3.8"],
+        # libcurl as the internal client (SYNCORDERS_HTTP_TRANSPORT=pycurl).
+        "pycurl": ["pycurl>=7.45"],
+        "bench": ["matplotlib>=3.8", "pycurl>=7.45"],
         "test": [
             "pytest>=8",
             "setuptools",
@@ -51,6 +53,7 @@ setup(
             "jsonschema>=4.18",
             "psycopg2-binary>=2.9",
             "matplotlib>=3.8",
+            "pycurl>=7.45",
             "kubernetes-validate>=1.30",
             "pyyaml>=6",
             # Drives Debian's chromium (no browser download) for the console's browser test.

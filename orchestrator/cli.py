@@ -27,6 +27,10 @@ APPS = {
 }
 
 
+# The services that sign (auth) or verify (gateway) customers' access tokens.
+SIGNS_OR_VERIFIES = ("auth", "gateway")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.common.server import StopSignals, serve, tune_allocator
     from services.common.tracing import Tracing
@@ -34,6 +38,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
     stop = StopSignals().install()
     tune_allocator()
+    if args.service not in SIGNS_OR_VERIFIES:
+        # Service tokens are HMAC: only the two services that sign or verify customers'
+        # Ed25519 tokens need cryptography's library, 8 MB in each process that loads it.
+        sys.modules.setdefault("cryptography", None)  # type: ignore[arg-type]
     if not settings.database(args.service).startswith("postgres"):
         # peewee imports every database driver it finds; a service on SQLite has no use
         # for PostgreSQL's client library, which costs each process several MB.

@@ -1,7 +1,8 @@
-"""How the internal client's requests travel: three transports behind one interface.
+"""How the internal client's requests travel: four transports behind one interface.
 
 HTTP/1.1 written onto a kept-alive socket per thread (the cheapest, the default),
-urllib3's thread-safe pool, and ``requests`` with one session per thread. A transport
+libcurl through pycurl with a handle per thread, urllib3's thread-safe pool, and
+``requests`` with one session per thread. A transport
 sends one request and hands back the raw answer, or raises :class:`TransportTimeout` or
 :class:`TransportUnavailable`; what the answer means is the client's business
 (:mod:`services.common.http`).
@@ -123,6 +124,106 @@ class RequestsTransport:
         except (self.requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise TransportUnavailable(str(exc)) from exc
         return RawResponse(resp.status_code, resp.headers, data)
+
+
+class PycurlTransport:
+    """libcurl through pycurl: one handle per thread, which keeps its connections alive
+    (and notices one the server closed) by itself. The headers of an answer arrive
+    line by line into a list; the body into a buffer, cut off past ``max_bytes``."""
+
+    schemes = ("http", "https")
+    # libcurl's errors that mean the service could not be reached or the exchange broke.
+    _TIMED_OUT = 28
+    _WRITE_STOPPED = 23
+
+    def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
+        # Imported only when chosen, like requests.
+        import pycurl
+
+        self.pycurl = pycurl
+        self.connect_ms = max(1, int(timeouts.connect * 1000))
+        self.total_ms = max(1, int((timeouts.connect + timeouts.read) * 1000))
+        self.local = threading.local()
+
+    def _handle(self) -> Any:
+        curl = getattr(self.local, "curl", None)
+        if curl is None:
+            c = self.pycurl
+            curl = self.local.curl = c.Curl()
+            curl.setopt(c.NOSIGNAL, 1)  # timeouts without SIGALRM: threads
+            curl.setopt(c.PROXY, "")  # never the environment's proxy variables
+            curl.setopt(c.FOLLOWLOCATION, 0)
+            curl.setopt(c.PROTOCOLS, c.PROTO_HTTP | c.PROTO_HTTPS)
+            curl.setopt(c.TCP_NODELAY, 1)
+            curl.setopt(c.CONNECTTIMEOUT_MS, self.connect_ms)
+            curl.setopt(c.TIMEOUT_MS, self.total_ms)
+        return curl
+
+    def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], max_bytes: int) -> RawResponse:
+        if _UNSAFE_TARGET.search(url) or any(_UNSAFE_VALUE.search(value) for value in headers.values()):
+            raise TransportUnavailable(f"{method} {url}: refusing a target or header with control characters")
+        c = self.pycurl
+        curl = self._handle()
+        lines: list[bytes] = []
+        sink = _Sink(max_bytes)
+        curl.setopt(c.URL, url)
+        # No "Expect: 100-continue" round trip before a larger body.
+        curl.setopt(c.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            curl.setopt(c.POSTFIELDS, body or b"")
+        else:
+            curl.setopt(c.HTTPGET, 1)
+        curl.setopt(c.CUSTOMREQUEST, method)
+        curl.setopt(c.HEADERFUNCTION, lines.append)
+        curl.setopt(c.WRITEFUNCTION, sink.write)
+        try:
+            curl.perform()
+        except c.error as exc:
+            code = exc.args[0]
+            if code == self._TIMED_OUT:
+                raise TransportTimeout(f"{method} {url}: no answer in time") from exc
+            if code != self._WRITE_STOPPED or not sink.full:
+                raise TransportUnavailable(f"{method} {url}: {exc.args[1] if len(exc.args) > 1 else exc}") from exc
+        return RawResponse(curl.getinfo(c.RESPONSE_CODE), _fields_of_last(lines), sink.data())
+
+
+class _Sink:
+    """A body, kept up to one byte past ``max_bytes``: more stops the transfer."""
+
+    __slots__ = ("full", "max_bytes", "parts", "size")
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.full = False
+
+    def write(self, chunk: bytes) -> int | None:
+        self.parts.append(chunk)
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            self.full = True
+            return 0  # not what was given: libcurl stops
+        return None
+
+    def data(self) -> bytes:
+        joined = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        return joined[: self.max_bytes + 1]
+
+
+def _fields_of_last(lines: list[bytes]) -> Fields:
+    """The header fields of the final answer (after any interim ``100 Continue``)."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line.startswith(b"HTTP/"):
+            fields = {}
+            continue
+        name, colon, value = line.partition(b":")
+        if colon:
+            key = name.strip().lower().decode("latin-1")
+            text = value.strip().decode("latin-1")
+            fields[key] = f"{fields[key]}, {text}" if key in fields else text
+    return Fields(fields)
 
 
 class Fields(dict[str, str]):
@@ -314,4 +415,9 @@ def _closed_by_peer(sock: socket.socket) -> bool:
         return True
 
 
-TRANSPORTS = {"urllib3": Urllib3Transport, "requests": RequestsTransport, "socket": SocketTransport}
+TRANSPORTS = {
+    "urllib3": Urllib3Transport,
+    "requests": RequestsTransport,
+    "socket": SocketTransport,
+    "pycurl": PycurlTransport,
+}

@@ -197,11 +197,12 @@ def test_headers_are_read_in_any_case(server) -> None:
     [("/ok HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET /ok", "rid-1"), ("/ok", "rid-1\r\nX-Evil: 1")],
     ids=["target", "header"],
 )
-def test_a_request_that_would_split_is_never_sent(server, path: str, request_id: str) -> None:
+@pytest.mark.parametrize("transport", ["socket", "pycurl"])
+def test_a_request_that_would_split_is_never_sent(server, path: str, request_id: str, transport: str) -> None:
     token = request_id_var.set(request_id)
     try:
         with pytest.raises(DownstreamError) as failure:
-            client("socket", server.server_port).call("GET", path, {200: None}, idempotent=False)
+            client(transport, server.server_port).call("GET", path, {200: None}, idempotent=False)
     finally:
         request_id_var.reset(token)
     assert failure.value.reason == UNAVAILABLE
@@ -214,7 +215,7 @@ def test_an_https_url_needs_a_transport_that_speaks_it() -> None:
     )
     with pytest.raises(SystemExit, match="needs a transport that speaks https"):
         ServiceClient("billing", "https://billing.internal", ServiceTokens("s" * 64, "gateway"), options)
-    for transport in ("urllib3", "requests"):
+    for transport in ("urllib3", "requests", "pycurl"):
         speaks_tls = attrs.evolve(options, transport=transport)
         assert ServiceClient("billing", "https://billing.internal", ServiceTokens("s" * 64, "gateway"), speaks_tls)
 
