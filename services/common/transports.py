@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
-import urllib3
 
 
 @attrs.frozen
@@ -56,10 +55,15 @@ class Urllib3Transport:
     schemes = ("http", "https")
 
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
+        # Imported only when chosen: it brings http.client, email and ssl, a few MB.
+        import urllib3
+
+        self.urllib3 = urllib3
         self.timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         self.pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, retries=False)
 
     def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], max_bytes: int) -> RawResponse:
+        urllib3 = self.urllib3
         try:
             resp = self.pool.request(
                 method,
@@ -94,8 +98,10 @@ class RequestsTransport:
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
         # Imported only when chosen: it costs a few MB in every process otherwise.
         import requests
+        import urllib3
 
         self.requests = requests
+        self.urllib3 = urllib3
         self.timeout = (timeouts.connect, timeouts.read)
         self.pool_size = pool_size
         # A Session is not documented as thread-safe: one per thread.
@@ -121,7 +127,7 @@ class RequestsTransport:
                 resp.close()
         except self.requests.Timeout as exc:
             raise TransportTimeout(str(exc)) from exc
-        except (self.requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        except (self.requests.RequestException, self.urllib3.exceptions.HTTPError) as exc:
             raise TransportUnavailable(str(exc)) from exc
         return RawResponse(resp.status_code, resp.headers, data)
 
