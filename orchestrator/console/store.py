@@ -23,8 +23,10 @@ class RunStore:
         self._lock = threading.Lock()
         self._runs: collections.deque[Run] = collections.deque()
         self._by_id: dict[str, Run] = {}
-        # (user ID, Idempotency-Key) -> the earliest run still held that got an order.
-        self._first: dict[tuple[str, str], Run] = {}
+        # (user ID, Idempotency-Key) -> the runs still held that got an order under it,
+        # oldest first: the first is the one a replay links to. Kept by key, so that
+        # letting the oldest run go does not look through every run held.
+        self._with_key: dict[tuple[str, str], collections.deque[Run]] = {}
         self._seq = 0
 
     @property
@@ -44,11 +46,11 @@ class RunStore:
                 raise ValueError(f"run {run.id} is already stored")
             self._seq += 1
             key = _key(run)
-            first = self._first.get(key) if key else None
-            replay_of = first.id if run.replayed and first is not None else run.replay_of
+            held = self._with_key.get(key) if key else None
+            replay_of = held[0].id if run.replayed and held else run.replay_of
             run = attrs.evolve(run, seq=self._seq, replay_of=replay_of)
-            if key and first is None:
-                self._first[key] = run
+            if key:
+                self._with_key.setdefault(key, collections.deque()).append(run)
             self._runs.append(run)
             self._by_id[run.id] = run
             while len(self._runs) > self.capacity:
@@ -58,12 +60,13 @@ class RunStore:
     def _forget(self, old: Run) -> None:
         del self._by_id[old.id]
         key = _key(old)
-        if key and self._first.get(key) is old:
-            del self._first[key]
-            # The next run with the key, if one is still held, becomes its first.
-            later = next((run for run in self._runs if _key(run) == key), None)
-            if later is not None:
-                self._first[key] = later
+        held = self._with_key.get(key) if key else None
+        if held:
+            # Runs leave oldest first, so this one is the oldest held with its key; the
+            # next, if any, becomes the key's first.
+            held.popleft()
+            if not held:
+                del self._with_key[key]
 
     def get(self, run_id: str) -> Run | None:
         with self._lock:
@@ -71,7 +74,8 @@ class RunStore:
 
     def first_with_key(self, user_id: str, idempotency_key: str) -> Run | None:
         with self._lock:
-            return self._first.get((user_id, idempotency_key))
+            held = self._with_key.get((user_id, idempotency_key))
+            return held[0] if held else None
 
     def page(
         self,

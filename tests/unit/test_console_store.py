@@ -9,6 +9,7 @@ import threading
 import attrs
 import pytest
 
+from orchestrator.console import store as store_module
 from orchestrator.console.runs import Run, StepTime, brief
 from orchestrator.console.store import RunStore
 from tests.console_samples import one_of_each, order_run, registration_run
@@ -142,6 +143,24 @@ def test_a_replay_whose_first_run_was_dropped_links_to_the_earliest_run_still_he
 
     assert store.get(third.id).replay_of == second.id
     assert store.first_with_key(first.user_id, "k-1").id == second.id
+
+
+def test_letting_the_oldest_run_go_does_not_look_through_every_run_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every order carries a key (the client's or the gateway's), so a full store lets
+    # one go per order: that must cost the same with 1,000 runs held as with ten.
+    store = RunStore(capacity=1000)
+    for _ in range(1000):
+        store.add(order_run())
+    looked = []
+    real_key = store_module._key
+
+    def counting(run: Run) -> tuple[str, str] | None:
+        looked.append(run)
+        return real_key(run)
+
+    monkeypatch.setattr(store_module, "_key", counting)
+    store.add(order_run())
+    assert len(looked) <= 2 and len(store) == 1000
 
 
 def test_a_run_without_an_order_is_no_replays_first_run() -> None:
