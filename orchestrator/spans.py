@@ -4,6 +4,8 @@ reads it back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry.trace import Span
 
 from orchestrator import flow
@@ -28,27 +30,35 @@ REGISTRATION_RUN = "registration"
 
 
 def describe_order(span: Span, run: flow.Run) -> None:
-    """The run as it stands when the gateway answers (finished or stopped)."""
-    span.set_attribute(KIND, ORDER_RUN)
-    span.set_attribute(RUN_ID, run.run_id)
-    span.set_attribute(IDEMPOTENCY_KEY, run.idempotency_key)
-    span.set_attribute(USER_ID, run.user_id)
+    """The run as it stands when the gateway answers (finished or stopped), in one call:
+    each ``set_attribute`` takes the span's lock."""
+    described: dict[str, Any] = {
+        KIND: ORDER_RUN,
+        RUN_ID: run.run_id,
+        IDEMPOTENCY_KEY: run.idempotency_key,
+        USER_ID: run.user_id,
+    }
     order = run.order
     if order is not None:
-        span.set_attribute(ORDER_ID, order.id)
-        span.set_attribute(TOTAL, order.total)
-        span.set_attribute(CURRENCY, order.currency)
-        span.set_attribute(STATUS, order.status)
+        described.update(
+            {
+                ORDER_ID: order.id,
+                TOTAL: order.total,
+                CURRENCY: order.currency,
+                STATUS: order.status,
+                REPLAYED: run.replayed,
+                LETTER_PENDING: run.letter_pending,
+            }
+        )
         if order.reason:
-            span.set_attribute(REASON, order.reason)
-        span.set_attribute(REPLAYED, run.replayed)
-        span.set_attribute(LETTER_PENDING, run.letter_pending)
+            described[REASON] = order.reason
+    span.set_attributes(described)
 
 
 def describe_stop(span: Span, stopped: flow.FlowStopped) -> None:
-    span.set_attribute(STOPPED_STEP, stopped.step.number)
-    span.set_attribute(STOPPED_NAME, stopped.step.name)
-    span.set_attribute(STOPPED_REASON, stopped.failure.reason)
+    span.set_attributes(
+        {STOPPED_STEP: stopped.step.number, STOPPED_NAME: stopped.step.name, STOPPED_REASON: stopped.failure.reason}
+    )
 
 
 def describe_registration(span: Span, run_id: str, user_id: str | None) -> None:

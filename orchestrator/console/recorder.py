@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -70,12 +70,13 @@ class Recorder(SpanProcessor):
                         self._waiting = 0
             return
         descendants = self._take(context.span_id)
-        attributes = span.attributes or {}
+        attributes = attributes_of(span)
         kind = RUN_ROUTES.get((str(attributes.get("http.request.method")), str(attributes.get("http.route"))))
         if kind is None:
             return
         try:
-            self.store.add(build_run(span, descendants, kind))
+            head, drawing = record(span, descendants, kind)
+            self.store.add(head, drawing.complete)
         except Exception:
             # The console is a view: a run it cannot draw must not fail the answer.
             log.exception("the console could not record a run")
@@ -101,6 +102,14 @@ class Recorder(SpanProcessor):
         return True
 
 
+def attributes_of(span: ReadableSpan) -> Mapping[str, Any]:
+    """A span's attributes, read once: the lean tracer's own dict, else a copy of the
+    SDK's (whose ``attributes`` wraps them anew on each access)."""
+    if isinstance(span, tracing.LeanSpan):
+        return span.values
+    return dict(span.attributes or {})
+
+
 def _ms(nanoseconds: int) -> float:
     return nanoseconds / 1_000_000
 
@@ -119,71 +128,113 @@ def _phrase(status: int) -> str:
 
 def build_run(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -> runs.Run:
     """One run from the gateway's server span and the spans made while answering."""
-    attributes: dict[str, Any] = dict(root.attributes or {})
+    head, drawing = record(root, descendants, kind)
+    return drawing.complete(head)
+
+
+def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -> tuple[runs.Run, Drawing]:
+    """The run without its drawing (everything the list, the search and the summary
+    use: the IDs, the outcome, the steps' times), and what draws it, kept until someone
+    opens the run: most runs are never opened, and their calls were most of what
+    recording a run cost."""
+    attributes: dict[str, Any] = dict(attributes_of(root))
     assert root.start_time is not None and root.end_time is not None and root.context is not None
     began = root.start_time
     status = int(attributes.get("http.response.status_code", 0))
-    root_id = format(root.context.span_id, "016x")
-    calls = [
-        runs.Call(
-            id=root_id,
-            parent=None,
-            source="client",
-            target="gateway",
-            method=str(attributes.get("http.request.method", "POST")),
-            route=str(attributes.get("http.route", "")),
-            start_ms=0.0,
-            duration_ms=_ms(root.end_time - began),
-            server_ms=_ms(root.end_time - began),
-            status=status,
-            status_text=_phrase(status),
-            code=attributes.get(tracing.ERROR_CODE),
-            # How the run ended is its own field (``stopped``); the client's call is not a step.
-            failed=False,
-        )
-    ]
-    steps_by_id = {
-        span.context.span_id: span
-        for span in descendants
-        if span.context is not None and span.kind == SpanKind.INTERNAL and flow.STEP_NUMBER in (span.attributes or {})
-    }
+    # The step spans, by span ID: the step each stands for.
+    steps_by_id: dict[int, flow.Step] = {}
     timings: list[tuple[flow.Step, float]] = []
     outcomes: dict[flow.Step, str] = {}
+    clients: list[_ClientSpan] = []
     for span in descendants:
-        span_attributes = span.attributes or {}
         if span.context is None or span.start_time is None or span.end_time is None:
             continue
-        if span.context.span_id in steps_by_id:
-            step = STEP_BY_NUMBER.get(int(span_attributes[flow.STEP_NUMBER]))
-            if step is not None:
-                timings.append((step, _ms(span.end_time - span.start_time)))
-                outcomes[step] = str(span_attributes.get(flow.STEP_OUTCOME, flow.OK))
+        span_attributes = attributes_of(span)
+        if span.kind == SpanKind.CLIENT:
+            clients.append(
+                _ClientSpan(span.context.span_id, span.start_time, span.end_time, span.parent, span_attributes)
+            )
             continue
-        if span.kind != SpanKind.CLIENT:
-            continue
-        parent_step = None
-        if span.parent is not None and span.parent.span_id in steps_by_id:
-            number = (steps_by_id[span.parent.span_id].attributes or {}).get(flow.STEP_NUMBER)
-            parent_step = STEP_BY_NUMBER.get(int(number)) if number is not None else None
-        call = _client_call(span, root_id, began, parent_step)
-        calls.append(call)
-        callee = flow.CALLEE.get(parent_step) if parent_step is not None else None
-        if callee is not None and call.server_ms is not None:
-            timings.append((callee, call.server_ms))
-        calls.extend(_reported_calls(span, call))
-    calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
-    calls = _mark_failures(calls, outcomes)
-    durations = flow.step_durations(timings)
+        number = span_attributes.get(flow.STEP_NUMBER)
+        step = STEP_BY_NUMBER.get(int(number)) if span.kind == SpanKind.INTERNAL and number is not None else None
+        if step is not None:
+            steps_by_id[span.context.span_id] = step
+            timings.append((step, _ms(span.end_time - span.start_time)))
+            outcomes[step] = str(span_attributes.get(flow.STEP_OUTCOME, flow.OK))
+    for client in clients:
+        client.step = steps_by_id.get(client.parent.span_id) if client.parent is not None else None
+        callee = flow.CALLEE.get(client.step) if client.step is not None else None
+        own = client.attributes.get(tracing.SERVER_MS)
+        if callee is not None and own is not None:
+            timings.append((callee, own))
     step_times = [
         runs.StepTime(step.number, step.name, round(ms, 3), outcomes.get(step, flow.OK))
-        for step, ms in flow.sorted_by_number(durations)
+        for step, ms in flow.sorted_by_number(flow.step_durations(timings))
     ]
-    return _finish(attributes, kind, status, root, began, calls, step_times)
+    head = _finish(attributes, kind, status, root, began, step_times)
+    return head, Drawing(attributes, format(root.context.span_id, "016x"), began, root.end_time, clients, outcomes)
 
 
-def _client_call(span: ReadableSpan, parent: str, began: int, step: flow.Step | None) -> runs.Call:
-    attributes = span.attributes or {}
-    assert span.context is not None and span.start_time is not None and span.end_time is not None
+@attrs.define(slots=True)
+class _ClientSpan:
+    """What a call's client span says, as it ended."""
+
+    span_id: int
+    start_time: int
+    end_time: int
+    parent: Any
+    attributes: Mapping[str, Any]
+    step: flow.Step | None = None
+
+
+@attrs.define(slots=True)
+class Drawing:
+    """The calls of one run, from its spans, made the first time the run is opened."""
+
+    root: Mapping[str, Any]
+    root_id: str
+    began: int
+    ended: int
+    clients: list[_ClientSpan]
+    outcomes: dict[flow.Step, str]
+
+    def complete(self, head: runs.Run) -> runs.Run:
+        """``head`` with its calls and the participants they touch."""
+        calls = self.calls()
+        touched = {call.target for call in calls} | {call.source for call in calls}
+        participants = [name for name in runs.PARTICIPANTS if name in touched or name in ("client", "gateway")]
+        return attrs.evolve(head, participants=participants, calls=calls)
+
+    def calls(self) -> list[runs.Call]:
+        status = int(self.root.get("http.response.status_code", 0))
+        calls = [
+            runs.Call(
+                id=self.root_id,
+                parent=None,
+                source="client",
+                target="gateway",
+                method=str(self.root.get("http.request.method", "POST")),
+                route=str(self.root.get("http.route", "")),
+                start_ms=0.0,
+                duration_ms=_ms(self.ended - self.began),
+                server_ms=_ms(self.ended - self.began),
+                status=status,
+                status_text=_phrase(status),
+                code=self.root.get(tracing.ERROR_CODE),
+                # How the run ended is its own field (``stopped``); the client's call is not a step.
+                failed=False,
+            )
+        ]
+        for client in self.clients:
+            call = _client_call(client, self.root_id, self.began)
+            calls.append(call)
+            calls.extend(_reported_calls(client.attributes, call))
+        calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
+        return _mark_failures(calls, self.outcomes)
+
+
+def _client_call(span: _ClientSpan, parent: str, began: int) -> runs.Call:
+    attributes, step = span.attributes, span.step
     status = attributes.get("http.response.status_code")
     reason = attributes.get("error.type")
     if status is not None:
@@ -191,7 +242,7 @@ def _client_call(span: ReadableSpan, parent: str, began: int, step: flow.Step | 
     else:
         text = str(reason or "no answer")
     return runs.Call(
-        id=format(span.context.span_id, "016x"),
+        id=format(span.span_id, "016x"),
         parent=parent,
         source="gateway",
         target=str(attributes.get(tracing.TARGET, "")),
@@ -221,14 +272,16 @@ def _mark_failures(calls: list[runs.Call], outcomes: dict[flow.Step, str]) -> li
     marked = []
     for index, call in enumerate(calls):
         if call.parent == calls[0].id and call.step is not None:
-            call = attrs.evolve(call, failed=call.step in failed_steps and last_of_step[call.step] == index)
+            failed = call.step in failed_steps and last_of_step[call.step] == index
+            if failed != call.failed:
+                call = attrs.evolve(call, failed=failed)
         marked.append(call)
     return marked
 
 
-def _reported_calls(span: ReadableSpan, call: runs.Call) -> list[runs.Call]:
+def _reported_calls(attributes: Mapping[str, Any], call: runs.Call) -> list[runs.Call]:
     """The calls the callee reported making, placed inside the call that asked it."""
-    header = (span.attributes or {}).get(tracing.CALLEE_CALLS)
+    header = attributes.get(tracing.CALLEE_CALLS)
     if not header:
         return []
     # The callee's clock starts when it received the request: the wire time is split
@@ -273,7 +326,6 @@ def _finish(
     status: int,
     root: ReadableSpan,
     began: int,
-    calls: list[runs.Call],
     step_times: list[runs.StepTime],
 ) -> runs.Run:
     assert root.end_time is not None and root.context is not None
@@ -284,9 +336,6 @@ def _finish(
         name = str(attributes[spans.STOPPED_NAME])
         reason = str(attributes[spans.STOPPED_REASON])
         stop = runs.Stop(step, name, str(attributes.get(tracing.ERROR_CODE, f"{name}_failed")), reason)
-    # A stopped run's failed call ends the drawing.
-    touched = {call.target for call in calls} | {call.source for call in calls}
-    participants = [name for name in runs.PARTICIPANTS if name in touched or name in ("client", "gateway")]
     return runs.Run(
         id=str(attributes.get(spans.RUN_ID) or format(root.context.span_id, "016x")),
         kind=kind,
@@ -305,8 +354,6 @@ def _finish(
         stopped=stop,
         letter_pending=bool(attributes.get(spans.LETTER_PENDING, False)),
         replayed=bool(attributes.get(spans.REPLAYED, False)),
-        participants=participants,
-        calls=calls,
         steps=step_times,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 
 import attrs
 
@@ -23,6 +24,8 @@ class RunStore:
         self._lock = threading.Lock()
         self._runs: collections.deque[Run] = collections.deque()
         self._by_id: dict[str, Run] = {}
+        # Runs added without their drawing, and what completes each (the recorder's).
+        self._drawings: dict[str, Callable[[Run], Run]] = {}
         # (user ID, Idempotency-Key) -> the runs still held that got an order under it,
         # oldest first: the first is the one a replay links to. Kept by key, so that
         # letting the oldest run go does not look through every run held.
@@ -39,8 +42,9 @@ class RunStore:
         with self._lock:
             return len(self._runs)
 
-    def add(self, run: Run) -> int:
-        """Number the run, link a replay to its first run, and keep it; returns its ``seq``."""
+    def add(self, run: Run, drawing: Callable[[Run], Run] | None = None) -> int:
+        """Number the run, link a replay to its first run, and keep it; returns its ``seq``.
+        ``drawing`` adds the run's calls the first time it is read whole (:meth:`get`)."""
         with self._lock:
             if run.id in self._by_id:
                 raise ValueError(f"run {run.id} is already stored")
@@ -53,12 +57,15 @@ class RunStore:
                 self._with_key.setdefault(key, collections.deque()).append(run)
             self._runs.append(run)
             self._by_id[run.id] = run
+            if drawing is not None:
+                self._drawings[run.id] = drawing
             while len(self._runs) > self.capacity:
                 self._forget(self._runs.popleft())
             return run.seq
 
     def _forget(self, old: Run) -> None:
         del self._by_id[old.id]
+        self._drawings.pop(old.id, None)
         key = _key(old)
         held = self._with_key.get(key) if key else None
         if held:
@@ -69,13 +76,21 @@ class RunStore:
                 del self._with_key[key]
 
     def get(self, run_id: str) -> Run | None:
+        """The run whole: drawn now if it was added without its calls."""
         with self._lock:
-            return self._by_id.get(run_id)
+            return self._whole(run_id)
+
+    def _whole(self, run_id: str) -> Run | None:
+        run = self._by_id.get(run_id)
+        drawing = self._drawings.pop(run_id, None)
+        if run is not None and drawing is not None:
+            run = self._by_id[run_id] = drawing(run)
+        return run
 
     def first_with_key(self, user_id: str, idempotency_key: str) -> Run | None:
         with self._lock:
             held = self._with_key.get((user_id, idempotency_key))
-            return held[0] if held else None
+            return self._whole(held[0].id) if held else None
 
     def page(
         self,

@@ -45,6 +45,7 @@ from typing import Any
 
 from services.common.config import Settings
 from services.common.errors import ApiError
+from services.common.listening import announce
 from services.common.readiness import DRAINING
 from services.common.slow_clients import descriptors_needed, make_room_for
 
@@ -268,8 +269,6 @@ def serve_granian(app: Any, service: str, settings: Settings, host: str, port: i
         server.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    from services.common.server import announce
-
     announce(service, server.host, server.port, threads, "granian")
     woken = threading.Event()
     stop.wake = woken.set

@@ -28,11 +28,10 @@ from services.common.logs import REQUEST_ID_HEADER, request_id_var
 from services.common.tracing import (
     NO_TRACING,
     Outbound,
-    client_span,
-    describe_call,
-    inject,
+    end_client_span,
     outbound_var,
     server_ms,
+    start_client_span,
 )
 from services.common.transports import (
     TRANSPORTS,
@@ -202,10 +201,14 @@ class ServiceClient:
         if not self.traced:
             reply, raw, failure = self._exchange(method, url, payload, headers, expect)
         else:
-            with client_span(self.tracer, self.service, method, route, self.host) as span:
-                inject(headers)
+            # The call's span is current while it is made, so its trace context goes
+            # out in the headers.
+            traced = start_client_span(self.tracer, self.service, method, route, self.host, headers)
+            reply = raw = failure = None
+            try:
                 reply, raw, failure = self._exchange(method, url, payload, headers, expect)
-                describe_call(span, reply, raw, failure)
+            finally:
+                end_client_span(traced, reply, raw, failure)
         if calls is not None:
             calls.calls.append(
                 Outbound(

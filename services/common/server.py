@@ -26,6 +26,7 @@ from waitress import wasyncore
 from waitress.task import WSGITask
 
 from services.common.config import Settings
+from services.common.listening import announce
 from services.common.readiness import DRAINING
 from services.common.slow_clients import DeadlineChannel, Deadlines, DeadlineServer, create_server
 
@@ -262,12 +263,6 @@ class Drain:
 
 
 SERVERS = ("waitress", "granian")
-
-
-def announce(service: str, host: str, port: int, threads: int, server: str) -> None:
-    """One line on stdout, read by the supervisor and the tests to learn the real port."""
-    print(f"syncorders {service} listening on http://{host}:{port}", flush=True)
-    log.info("listening on %s:%s with %s threads (%s)", host, port, threads, server)
 
 
 def serve(
