@@ -137,7 +137,7 @@ def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -
     use: the IDs, the outcome, the steps' times), and what draws it, kept until someone
     opens the run: most runs are never opened, and their calls were most of what
     recording a run cost."""
-    attributes: dict[str, Any] = dict(attributes_of(root))
+    attributes = attributes_of(root)
     assert root.start_time is not None and root.end_time is not None and root.context is not None
     began = root.start_time
     status = int(attributes.get("http.response.status_code", 0))
@@ -145,15 +145,13 @@ def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -
     steps_by_id: dict[int, flow.Step] = {}
     timings: list[tuple[flow.Step, float]] = []
     outcomes: dict[flow.Step, str] = {}
-    clients: list[_ClientSpan] = []
+    client_spans: list[tuple[ReadableSpan, Mapping[str, Any]]] = []
     for span in descendants:
         if span.context is None or span.start_time is None or span.end_time is None:
             continue
         span_attributes = attributes_of(span)
         if span.kind == SpanKind.CLIENT:
-            clients.append(
-                _ClientSpan(span.context.span_id, span.start_time, span.end_time, span.parent, span_attributes)
-            )
+            client_spans.append((span, span_attributes))
             continue
         number = span_attributes.get(flow.STEP_NUMBER)
         step = STEP_BY_NUMBER.get(int(number)) if span.kind == SpanKind.INTERNAL and number is not None else None
@@ -161,38 +159,80 @@ def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -
             steps_by_id[span.context.span_id] = step
             timings.append((step, _ms(span.end_time - span.start_time)))
             outcomes[step] = str(span_attributes.get(flow.STEP_OUTCOME, flow.OK))
-    for client in clients:
-        client.step = steps_by_id.get(client.parent.span_id) if client.parent is not None else None
-        callee = flow.CALLEE.get(client.step) if client.step is not None else None
-        own = client.attributes.get(tracing.SERVER_MS)
-        if callee is not None and own is not None:
-            timings.append((callee, own))
+    clients = []
+    for span, span_attributes in client_spans:
+        step = steps_by_id.get(span.parent.span_id) if span.parent is not None else None
+        client = _ClientSpan.of(span, span_attributes, step)
+        clients.append(client)
+        callee = flow.CALLEE.get(step) if step is not None else None
+        if callee is not None and client.server_ms is not None:
+            timings.append((callee, client.server_ms))
     step_times = [
         runs.StepTime(step.number, step.name, round(ms, 3), outcomes.get(step, flow.OK))
         for step, ms in flow.sorted_by_number(flow.step_durations(timings))
     ]
     head = _finish(attributes, kind, status, root, began, step_times)
-    return head, Drawing(attributes, format(root.context.span_id, "016x"), began, root.end_time, clients, outcomes)
+    root_call = (
+        str(attributes.get("http.request.method", "POST")),
+        str(attributes.get("http.route", "")),
+        attributes.get(tracing.ERROR_CODE),
+    )
+    return head, Drawing(
+        root_call, format(root.context.span_id, "016x"), status, began, root.end_time, clients, outcomes
+    )
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class _ClientSpan:
-    """What a call's client span says, as it ended."""
+    """What a call's client span says, copied as it ended (a few values, not the span)."""
 
     span_id: int
     start_time: int
     end_time: int
-    parent: Any
-    attributes: Mapping[str, Any]
-    step: flow.Step | None = None
+    step: flow.Step | None
+    target: str
+    method: str
+    route: str
+    status: int | None
+    server_ms: float | None
+    # Server-Timing's reported calls, the error body's code and title, why it failed.
+    callee_calls: str | None
+    code: str | None
+    status_text: str | None
+    reason: str | None
+
+    @classmethod
+    def of(cls, span: ReadableSpan, attributes: Mapping[str, Any], step: flow.Step | None) -> _ClientSpan:
+        assert span.context is not None and span.start_time is not None and span.end_time is not None
+        status = attributes.get("http.response.status_code")
+        reason = attributes.get("error.type")
+        text = attributes.get(tracing.STATUS_TEXT)
+        callee_calls = attributes.get(tracing.CALLEE_CALLS)
+        return cls(
+            span.context.span_id,
+            span.start_time,
+            span.end_time,
+            step,
+            str(attributes.get(tracing.TARGET, "")),
+            str(attributes.get("http.request.method", "")),
+            str(attributes.get("url.template", "")),
+            int(status) if status is not None else None,
+            attributes.get(tracing.SERVER_MS),
+            str(callee_calls) if callee_calls else None,
+            attributes.get(tracing.ERROR_CODE),
+            str(text) if text else None,
+            str(reason) if reason is not None else None,
+        )
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class Drawing:
     """The calls of one run, from its spans, made the first time the run is opened."""
 
-    root: Mapping[str, Any]
+    # The client's call to the gateway: method, route, error code.
+    root: tuple[str, str, Any]
     root_id: str
+    status: int
     began: int
     ended: int
     clients: list[_ClientSpan]
@@ -206,21 +246,21 @@ class Drawing:
         return attrs.evolve(head, participants=participants, calls=calls)
 
     def calls(self) -> list[runs.Call]:
-        status = int(self.root.get("http.response.status_code", 0))
+        method, route, code = self.root
         calls = [
             runs.Call(
                 id=self.root_id,
                 parent=None,
                 source="client",
                 target="gateway",
-                method=str(self.root.get("http.request.method", "POST")),
-                route=str(self.root.get("http.route", "")),
+                method=method,
+                route=route,
                 start_ms=0.0,
                 duration_ms=_ms(self.ended - self.began),
                 server_ms=_ms(self.ended - self.began),
-                status=status,
-                status_text=_phrase(status),
-                code=self.root.get(tracing.ERROR_CODE),
+                status=self.status,
+                status_text=_phrase(self.status),
+                code=code,
                 # How the run ended is its own field (``stopped``); the client's call is not a step.
                 failed=False,
             )
@@ -228,36 +268,32 @@ class Drawing:
         for client in self.clients:
             call = _client_call(client, self.root_id, self.began)
             calls.append(call)
-            calls.extend(_reported_calls(client.attributes, call))
+            calls.extend(_reported_calls(client.callee_calls, call))
         calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
         return _mark_failures(calls, self.outcomes)
 
 
 def _client_call(span: _ClientSpan, parent: str, began: int) -> runs.Call:
-    attributes, step = span.attributes, span.step
-    status = attributes.get("http.response.status_code")
-    reason = attributes.get("error.type")
-    if status is not None:
-        text = str(attributes.get(tracing.STATUS_TEXT) or _phrase(int(status)))
-    else:
-        text = str(reason or "no answer")
+    step = span.step
+    # The error body's title, else the status's phrase; without an answer, why.
+    text = (span.status_text or _phrase(span.status)) if span.status is not None else (span.reason or "no answer")
     return runs.Call(
         id=format(span.span_id, "016x"),
         parent=parent,
         source="gateway",
-        target=str(attributes.get(tracing.TARGET, "")),
-        method=str(attributes.get("http.request.method", "")),
-        route=str(attributes.get("url.template", "")),
+        target=span.target,
+        method=span.method,
+        route=span.route,
         step=step.number if step else None,
         step_name=step.name if step else None,
         start_ms=_ms(span.start_time - began),
         duration_ms=_ms(span.end_time - span.start_time),
-        server_ms=attributes.get(tracing.SERVER_MS),
-        status=int(status) if status is not None else None,
+        server_ms=span.server_ms,
+        status=span.status,
         status_text=text,
-        code=attributes.get(tracing.ERROR_CODE),
-        failed=reason is not None,
-        reason=str(reason) if reason is not None else None,
+        code=span.code,
+        failed=span.reason is not None,
+        reason=span.reason,
     )
 
 
@@ -279,9 +315,8 @@ def _mark_failures(calls: list[runs.Call], outcomes: dict[flow.Step, str]) -> li
     return marked
 
 
-def _reported_calls(attributes: Mapping[str, Any], call: runs.Call) -> list[runs.Call]:
+def _reported_calls(header: str | None, call: runs.Call) -> list[runs.Call]:
     """The calls the callee reported making, placed inside the call that asked it."""
-    header = attributes.get(tracing.CALLEE_CALLS)
     if not header:
         return []
     # The callee's clock starts when it received the request: the wire time is split
@@ -321,7 +356,7 @@ def _callee_name(number: int | None) -> str | None:
 
 
 def _finish(
-    attributes: dict[str, Any],
+    attributes: Mapping[str, Any],
     kind: str,
     status: int,
     root: ReadableSpan,
@@ -358,7 +393,7 @@ def _finish(
     )
 
 
-def _outcome(attributes: dict[str, Any], kind: str, status: int) -> tuple[str, str]:
+def _outcome(attributes: Mapping[str, Any], kind: str, status: int) -> tuple[str, str]:
     """What became of the run: a word the console colours, and a text for people."""
     code = attributes.get(tracing.ERROR_CODE)
     if kind == runs.REGISTRATION:

@@ -35,6 +35,7 @@ import asyncio
 import io
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -57,6 +58,11 @@ MAX_HEADER_BYTES = 16_384
 TICK = 0.05
 # A thread granian keeps for the app ends after this long without work (its longest).
 THREAD_IDLE_TIMEOUT = 600
+# granian's Rust side allocates with its own jemalloc, which by default keeps an arena
+# per CPU, a cache per thread, and freed pages for ten seconds: a gateway kept 5 MB more
+# after a burst of 128 connections than with one arena, no thread caches, and freed
+# pages returned at once. Read when granian's library loads (unless already set).
+JEMALLOC = ("_RJEM_MALLOC_CONF", "narenas:1,tcache:false,dirty_decay_ms:0,muzzy_decay_ms:0")
 
 _BASE_ENVIRON = {
     "GATEWAY_INTERFACE": "CGI/1.1",
@@ -205,6 +211,7 @@ class GranianServer:
     """granian's WSGI worker on a socket of our own, in this process."""
 
     def __init__(self, app: Any, settings: Settings, threads: int, sock: socket.socket) -> None:
+        os.environ.setdefault(*JEMALLOC)
         from granian._granian import SocketHolder, WorkerSignal, WSGIWorker
         from granian.http import HTTP1Settings
 
@@ -274,7 +281,8 @@ def serve_granian(app: Any, service: str, settings: Settings, host: str, port: i
     stop.wake = woken.set
     try:
         while not stop.count:
-            woken.wait(TICK)
+            # The stop signals come to this thread (see above), and wake it.
+            woken.wait(1.0)
         return _drain(server, stop, settings.shutdown_delay, settings.shutdown_timeout)
     finally:
         stop.wake = _nothing
