@@ -172,13 +172,15 @@ def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -
         for step, ms in flow.sorted_by_number(flow.step_durations(timings))
     ]
     head = _finish(attributes, kind, status, root, began, step_times)
+    # Only the steps that failed: the drawing marks their calls.
+    failed = {step: outcome for step, outcome in outcomes.items() if outcome != flow.OK}
     root_call = (
         str(attributes.get("http.request.method", "POST")),
         str(attributes.get("http.route", "")),
         attributes.get(tracing.ERROR_CODE),
     )
     return head, Drawing(
-        root_call, format(root.context.span_id, "016x"), status, began, root.end_time, clients, outcomes
+        root_call, format(root.context.span_id, "016x"), status, began, root.end_time, clients, failed
     )
 
 
@@ -236,7 +238,8 @@ class Drawing:
     began: int
     ended: int
     clients: list[_ClientSpan]
-    outcomes: dict[flow.Step, str]
+    # The steps that failed, and why.
+    failed: dict[flow.Step, str]
 
     def complete(self, head: runs.Run) -> runs.Run:
         """``head`` with its calls and the participants they touch."""
@@ -270,7 +273,7 @@ class Drawing:
             calls.append(call)
             calls.extend(_reported_calls(client.callee_calls, call))
         calls.sort(key=lambda call: (call.start_ms, call.parent is not None))
-        return _mark_failures(calls, self.outcomes)
+        return _mark_failures(calls, self.failed)
 
 
 def _client_call(span: _ClientSpan, parent: str, began: int) -> runs.Call:
