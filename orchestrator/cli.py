@@ -27,10 +27,6 @@ APPS = {
 }
 
 
-# The services that sign (auth) or verify (gateway) customers' access tokens.
-SIGNS_OR_VERIFIES = ("auth", "gateway")
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.common.server import StopSignals, serve, tune_allocator
     from services.common.tracing import Tracing
@@ -38,9 +34,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
     stop = StopSignals().install()
     tune_allocator()
-    if args.service not in SIGNS_OR_VERIFIES:
-        # Service tokens are HMAC: only the two services that sign or verify customers'
-        # Ed25519 tokens need cryptography's library, 8 MB in each process that loads it.
+    if _without_cryptography(args.service):
+        # cryptography costs 8 MB in each process that loads it, and only Auth needs it
+        # (it signs customers' tokens and makes keys): service tokens are HMAC, and the
+        # gateway verifies signatures with the OpenSSL the interpreter has loaded.
         sys.modules.setdefault("cryptography", None)  # type: ignore[arg-type]
     if not settings.database(args.service).startswith("postgres"):
         # peewee imports every database driver it finds; a service on SQLite has no use
@@ -66,6 +63,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # a second of CPU on a busy machine). atexit handlers still run.
     gc.freeze()
     return 0
+
+
+def _without_cryptography(service: str) -> bool:
+    if service == "auth":
+        return False
+    if service == "gateway":
+        from orchestrator import ed25519
+
+        return ed25519.available()
+    return True
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

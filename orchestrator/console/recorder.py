@@ -179,9 +179,7 @@ def record(root: ReadableSpan, descendants: Sequence[ReadableSpan], kind: str) -
         str(attributes.get("http.route", "")),
         attributes.get(tracing.ERROR_CODE),
     )
-    return head, Drawing(
-        root_call, format(root.context.span_id, "016x"), status, began, root.end_time, clients, failed
-    )
+    return head, Drawing(root_call, format(root.context.span_id, "016x"), status, began, root.end_time, clients, failed)
 
 
 @attrs.frozen(slots=True)

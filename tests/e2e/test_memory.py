@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import http.client
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import attrs
 import pytest
@@ -148,3 +149,13 @@ def test_connections_kept_open_after_large_pages_hold_no_copy_of_them(stack: Sta
     finally:
         for conn in connections:
             conn.close()
+
+
+def test_only_auth_loads_cryptography(stack: Stack) -> None:
+    """Its library costs each process 8 MB: Auth signs with it; service tokens are HMAC,
+    and the gateway checks Ed25519 signatures with the OpenSSL the interpreter maps."""
+    mapping = {
+        name: "site-packages/cryptography/" in Path(f"/proc/{process.popen.pid}/maps").read_text()
+        for name, process in stack.processes.items()
+    }
+    assert mapping == {name: name == "auth" for name in stack.processes}, mapping
