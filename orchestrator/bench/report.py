@@ -296,12 +296,19 @@ class Report:
             lines.append(f"  errors at {named}, every variant: {errors}: {_verdict(errors == 0)}")
         unfinished = sum(run.unfinished for run in self.results.values())
         lines.append(f"  orders neither paid nor cancelled: {unfinished}: {_verdict(unfinished == 0)}")
-        sizes = [mb for run in self.results.values() for mb in run.rss_mb.values()]
+        # The processes as deployed: six, on the default client (the composition is a
+        # measuring device; pycurl's own memory is in its line below).
+        sizes = {
+            (variant.name, process): mb
+            for variant, run in self.results.items()
+            if variant is not None and not variant.composed and variant.transport == "socket"
+            for process, mb in run.rss_mb.items()
+        }
         if sizes:
-            largest = max(sizes)
+            (name, process), largest = max(sizes.items(), key=lambda item: item[1])
             lines.append(
-                f"  the largest process after the run: {largest:.1f} MB <= {TARGETS['rss']:.0f}: "
-                f"{_verdict(largest <= TARGETS['rss'])}"
+                f"  the largest process after the run ({process}, {name}): {largest:.1f} MB <= "
+                f"{TARGETS['rss']:.0f}: {_verdict(largest <= TARGETS['rss'])}"
             )
         level = 8 if 8 in self.levels else self.levels[-1]
         for server in self._servers():
@@ -312,17 +319,23 @@ class Report:
                     f"  tracing on {server}: {cost:.1%} of orders/s at c={level} <= {TARGETS['tracing']:.0%}: "
                     f"{_verdict(cost <= TARGETS['tracing'])}"
                 )
+        compared = []
         for server in self._servers():
-            socket_client = next(
-                (v for v in self.results if v is not None and v.server == server and v.transport == "socket"), None
-            )
-            curl = Variant(server, "pycurl")
-            if socket_client is not None and socket_client.traced and curl in self.results:
+            socket_client, curl = Variant(server, "socket"), Variant(server, "pycurl")
+            if socket_client in self.results and curl in self.results:
                 extra = self._cpu(curl, level) / self._cpu(socket_client, level) - 1
+                grown = max(self.results[curl].rss_mb.values()) - max(self.results[socket_client].rss_mb.values())
+                compared.append(extra)
                 lines.append(
-                    f"  pycurl on {server}: {extra:+.1%} CPU per order against the socket client (within "
-                    f"{TARGETS['pycurl']:.0%} would make it the default): {'within' if extra <= 0.03 else 'beyond'}"
+                    f"  pycurl on {server}: {extra:+.1%} CPU per order at c={level} against the socket client, "
+                    f"its largest process {grown:+.0f} MB"
                 )
+        if compared:
+            within = all(extra <= TARGETS["pycurl"] for extra in compared)
+            lines.append(
+                f"  pycurl within {TARGETS['pycurl']:.0%} of the socket client's CPU per order on every server "
+                f"(which would make it the default): {'yes' if within else 'no'}"
+            )
         return "\n".join(lines)
 
     def clean(self) -> bool:
