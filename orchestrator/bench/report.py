@@ -355,30 +355,30 @@ def plot(path: str, report: Report) -> bool:
         from matplotlib.ticker import NullFormatter
     except ImportError:
         return False
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.8))
     xs = report.levels
     for index, (variant, run) in enumerate(report.results.items()):
         name = variant.name if variant is not None else "running gateway"
         colour = f"C{index}"
         closed = [x for x in xs if x in run.loads]
         left.plot(closed, [run.loads[x].throughput for x in closed], color=colour, marker="o", label=name)
+        if run.cpu_ms:
+            middle.plot(closed, [run.cpu_per_order(x) for x in closed], color=colour, marker="o")
         for fraction, style in ((0.5, "-"), (0.99, "--")):
-            right.plot(
-                closed,
-                [run.loads[x].percentile(fraction) for x in closed],
-                style,
-                color=colour,
-                marker="o",
-                label=f"p{int(fraction * 100)} {name}",
-            )
+            right.plot(closed, [run.loads[x].percentile(fraction) for x in closed], style, color=colour, marker="o")
+    # The line styles' key; the colours are the left panel's.
+    right.plot([], [], "-", color="grey", label="p50")
+    right.plot([], [], "--", color="grey", label="p99")
     left.set(xlabel="concurrency", ylabel="orders per second", xscale="log", title="Throughput of POST /orders")
+    middle.set(xlabel="concurrency", ylabel="CPU ms per order, all processes", xscale="log", title="CPU per order")
     right.set(xlabel="concurrency", ylabel="latency, ms", xscale="log", yscale="log", title="Latency of POST /orders")
-    for axis in (left, right):
+    for axis in (left, middle, right):
         axis.set_xticks(xs, [str(x) for x in xs])
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.grid(alpha=0.3)
+    middle.set_ylim(bottom=0)
     left.legend(fontsize=7)
-    right.legend(fontsize=6, ncol=2)
+    right.legend(fontsize=8)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
