@@ -17,6 +17,9 @@ from contracts.converter import FieldInvalid
 MAX_AMOUNT = 10**12
 MAX_QUANTITY = 10_000
 MAX_ITEMS = 100
+# An order's total is bounded by what its items allow (10^18 < 2^63), so no order the
+# item bounds admit is refused for its sum; one no wallet covers is declined.
+MAX_TOTAL = MAX_ITEMS * MAX_QUANTITY * MAX_AMOUNT
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 # Deliberately plain: one @, no whitespace or control characters, a dot in the domain.
@@ -24,13 +27,20 @@ EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z
 # The canonical text of a UUID, as ``str(uuid.UUID(...))`` writes it.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+UNSAFE_TEXT_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 ORDER_STATUSES = ("pending", "paid", "cancelled")
 FINAL_STATUSES = ("paid", "cancelled")
+_UNSAFE_TEXT_RE = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
 
 
 def amount(_inst: Any, att: attrs.Attribute, value: int) -> None:
     if not 0 < value <= MAX_AMOUNT:
         raise FieldInvalid(att.name, f"must be a positive integer of minor units, at most {MAX_AMOUNT}")
+
+
+def total(_inst: Any, att: attrs.Attribute, value: int) -> None:
+    if not 0 < value <= MAX_TOTAL:
+        raise FieldInvalid(att.name, f"must be a positive integer of minor units, at most {MAX_TOTAL}")
 
 
 def quantity(_inst: Any, att: attrs.Attribute, value: int) -> None:
@@ -49,7 +59,8 @@ def login(_inst: Any, att: attrs.Attribute, value: str) -> None:
 
 
 def email(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    if len(value) > 254 or not EMAIL_RE.fullmatch(value):
+    # An address is sent back and mailed to: what text may not hold, it may not either.
+    if len(value) > 254 or not EMAIL_RE.fullmatch(value) or _UNSAFE_TEXT_RE.search(value):
         raise FieldInvalid(att.name, "must be an email address")
 
 
@@ -57,8 +68,8 @@ def text(min_len: int, max_len: int) -> Any:
     def check(_inst: Any, att: attrs.Attribute, value: str) -> None:
         if not min_len <= len(value) <= max_len:
             raise FieldInvalid(att.name, f"must be {min_len} to {max_len} characters")
-        if CONTROL_RE.search(value):
-            raise FieldInvalid(att.name, "must not contain control characters")
+        if _UNSAFE_TEXT_RE.search(value):
+            raise FieldInvalid(att.name, "must not contain control, line-separator or bidirectional-control characters")
 
     return check
 

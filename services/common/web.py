@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,14 +17,14 @@ import falcon
 import falcon.media
 
 from contracts.converter import structure, unstructure
+from contracts.operations import DEFAULT_PAGE, MAX_OFFSET, MAX_PAGE
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 from services.common.metrics import Metrics, MetricsResource
 
 log = logging.getLogger("access")
 MAX_JSON_DEPTH = 16
-MAX_PAGE = 100
-DEFAULT_PAGE = 20
+_DIGITS = re.compile(rf"[0-9]{{1,{len(str(MAX_OFFSET))}}}")
 
 
 def _json_depth_ok(value: Any) -> bool:
@@ -137,13 +138,12 @@ def respond(resp: falcon.Response, obj: Any, status: int = 200) -> None:
 
 
 def page(req: falcon.Request) -> tuple[int, int]:
-    """``limit`` and ``offset`` from the query string, capped."""
+    """``limit`` and ``offset`` from the query string, within the bounds of
+    ``contracts.operations.PAGE_QUERY``."""
     limit = _int_param(req, "limit", DEFAULT_PAGE)
     offset = _int_param(req, "offset", 0)
     if not 1 <= limit <= MAX_PAGE:
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"limit must be 1 to {MAX_PAGE}.")
-    if offset < 0:
-        raise errors.ApiError(422, "validation_failed", "Invalid query", "offset must not be negative.")
     return limit, offset
 
 
@@ -151,7 +151,8 @@ def _int_param(req: falcon.Request, name: str, default: int) -> int:
     raw = req.get_param(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 9:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not _DIGITS.fullmatch(raw):
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"{name} must be a whole number.")
     return int(raw)
 
