@@ -26,11 +26,13 @@ LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
 # The canonical text of a UUID, as ``str(uuid.UUID(...))`` writes it.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Characters no text field takes: C0 and C1 controls, DEL, the line and paragraph
+# separators, the bidirectional embeddings, overrides and isolates (they reorder what a
+# reader sees), and the lone surrogates (no UTF-8 encoder can send them back).
 UNSAFE_TEXT_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+UNSAFE_TEXT_RE = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
 ORDER_STATUSES = ("pending", "paid", "cancelled")
 FINAL_STATUSES = ("paid", "cancelled")
-_UNSAFE_TEXT_RE = re.compile(f"[{UNSAFE_TEXT_CHARS}]")
 
 
 def amount(_inst: Any, att: attrs.Attribute, value: int) -> None:
@@ -59,8 +61,7 @@ def login(_inst: Any, att: attrs.Attribute, value: str) -> None:
 
 
 def email(_inst: Any, att: attrs.Attribute, value: str) -> None:
-    # An address is sent back and mailed to: what text may not hold, it may not either.
-    if len(value) > 254 or not EMAIL_RE.fullmatch(value) or _UNSAFE_TEXT_RE.search(value):
+    if len(value) > 254 or not EMAIL_RE.fullmatch(value) or UNSAFE_TEXT_RE.search(value):
         raise FieldInvalid(att.name, "must be an email address")
 
 
@@ -68,8 +69,13 @@ def text(min_len: int, max_len: int) -> Any:
     def check(_inst: Any, att: attrs.Attribute, value: str) -> None:
         if not min_len <= len(value) <= max_len:
             raise FieldInvalid(att.name, f"must be {min_len} to {max_len} characters")
-        if _UNSAFE_TEXT_RE.search(value):
-            raise FieldInvalid(att.name, "must not contain control, line-separator or bidirectional-control characters")
+        unsafe = UNSAFE_TEXT_RE.search(value)
+        if unsafe:
+            raise FieldInvalid(
+                att.name,
+                "must not contain control characters, line or paragraph separators, or bidirectional "
+                f"formatting characters (U+{ord(unsafe.group()):04X} at position {unsafe.start()})",
+            )
 
     return check
 
