@@ -105,12 +105,15 @@ class Settings:
         connect and its send timeouts."""
         return 2 * self.smtp_timeout + 1
 
-    def secret(self) -> str:
+    def secret(self, create: bool = True) -> str:
         """The shared service credential: configured, or kept in the data folder so
-        every service started on this machine agrees on it."""
+        every service started on this machine agrees on it (made there unless ``create``
+        is false, which makes a missing one an error)."""
         if self.service_secret:
             return self.service_secret
         path = Path(self.data_dir) / "service-secret"
+        if not path.exists() and not create:
+            raise SystemExit(f"configuration: no service secret in {path} and SYNCORDERS_SERVICE_SECRET is unset")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
