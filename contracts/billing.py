@@ -58,7 +58,16 @@ class DepositResult:
 class PaymentRequest:
     order_id: str = attrs.field(validator=types.identifier)
     user_id: str = attrs.field(validator=types.identifier)
-    amount: int = attrs.field(validator=types.amount)
+    amount: int = attrs.field(validator=types.total)
+    currency: str = attrs.field(validator=types.currency)
+
+
+@attrs.frozen
+class Abandonment:
+    """The terms of the payment an order will never make; the order is the path's."""
+
+    user_id: str = attrs.field(validator=types.identifier)
+    amount: int = attrs.field(validator=types.total)
     currency: str = attrs.field(validator=types.currency)
 
 
@@ -141,7 +150,7 @@ OPERATIONS = (
         "abandon_payment",
         "Record a decline for an order that never reached payment; return the decision that stands",
         callers=frozenset({GATEWAY}),
-        request=PaymentRequest,
+        request=Abandonment,
         responses={200: Payment, 201: Payment, 409: ErrorBody, 422: ErrorBody},
     ),
 )

@@ -258,6 +258,9 @@ EXAMPLES: dict[type, dict[str, Any]] = {
     billing.Deposit: {"with_key": DEPOSIT, "without_key": billing.Deposit(amount=10000)},
     billing.DepositResult: {"topped_up": DEPOSIT_RESULT},
     billing.PaymentRequest: {"tea": PAYMENT_REQUEST},
+    billing.Abandonment: {
+        "tea": billing.Abandonment(user_id=USER_ID, amount=PAYMENT_REQUEST.amount, currency=PAYMENT_REQUEST.currency)
+    },
     billing.Payment: {"debited": PAYMENT, "declined": DECLINED_PAYMENT},
     notifications.LetterRequest: {"paid": PAID_LETTER_REQUEST, "cancelled": CANCELLED_LETTER_REQUEST},
     notifications.Letter: {"happy": HAPPY_LETTER, "sad": SAD_LETTER},

@@ -16,7 +16,7 @@ class LetterRequest:
     order_id: str = attrs.field(validator=types.identifier)
     user_id: str = attrs.field(validator=types.identifier)
     status: str = attrs.field(validator=types.one_of(*types.FINAL_STATUSES))
-    total: int = attrs.field(validator=types.amount)
+    total: int = attrs.field(validator=types.total)
     currency: str = attrs.field(validator=types.currency)
     reason: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.text(1, 200)))
 

@@ -29,6 +29,8 @@ class Query:
     kind: type = str
     description: str = ""
     required: bool = False
+    # JSON Schema keywords beyond the type: what the service checks in the value.
+    constraints: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -59,9 +61,24 @@ class Operation:
         return dict(sorted(statuses.items()))
 
 
+# A page of a listing: ``services.common.web.page`` enforces these.
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+# Offsets are written in at most nine digits.
+MAX_OFFSET = 999_999_999
 PAGE_QUERY = (
-    Query("limit", int, "page size, 1 to 100 (default 20)"),
-    Query("offset", int, "items to skip (default 0)"),
+    Query(
+        "limit",
+        int,
+        f"page size, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})",
+        constraints={"minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+    ),
+    Query(
+        "offset",
+        int,
+        f"items to skip, 0 to {MAX_OFFSET} (default 0)",
+        constraints={"minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+    ),
 )
 
 # Statuses the shared plumbing (services/common/web.py, errors.py, trust.py) answers on

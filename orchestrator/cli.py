@@ -1,5 +1,5 @@
-"""``syncorders``: run the system, one service, the demo, recovery, key rotation and
-the sequence diagram, and the benchmark."""
+"""``syncorders``: run the system, one service, the demo, recovery, key rotation, service
+tokens and the sequence diagram, and the benchmark."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import logs
-from services.common.config import SERVICES, Settings
+from services.common.config import INTERNAL_SERVICES, SERVICES, Settings
 
 APPS = {
     "gateway": "orchestrator.app",
@@ -143,6 +143,14 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_service_token(args: argparse.Namespace, settings: Settings) -> int:
+    from services.common.trust import ServiceTokens
+
+    header = ServiceTokens(settings.secret(create=False), args.caller).header(args.target)
+    print(header.removeprefix("Bearer "))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator import bench
 
@@ -175,6 +183,14 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("rotate", help="publish a new signing key").set_defaults(func=cmd_rotate)
+    token = sub.add_parser(
+        "service-token",
+        help="print a service token for calling one internal service as another (valid 5 minutes)",
+    )
+    token.add_argument("target", choices=INTERNAL_SERVICES, help="the service to call")
+    token.add_argument("--caller", required=True, choices=SERVICES, help="the service the token speaks for")
+    token.set_defaults(func=cmd_service_token)
+
     from orchestrator.bench import add_arguments
 
     bench = sub.add_parser("bench", help="benchmark the order flow against the stack's own ceiling")

@@ -18,7 +18,7 @@ SERVICE = "billing"
 
 ERRORS = {
     logic.CurrencyMismatch: Mapped(409, "currency_mismatch", "Wallet exists in another currency"),
-    logic.KeyReused: Mapped(422, "idempotency_key_reused", "Idempotency key reused"),
+    logic.KeyReused: Mapped(409, "idempotency_key_reused", "Idempotency key reused"),
     logic.PaymentConflict: Mapped(409, "payment_conflict", "Another payment exists for this order"),
     logic.NoWallet: Mapped(404, words.NO_WALLET, "No wallet for this customer"),
 }

@@ -70,8 +70,7 @@ class AbandonResource:
         self.db = db
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
-        data = read_body(req, wire.PaymentRequest)
-        if data.order_id != str(order_id):
-            raise ApiError(422, "validation_failed", "Order ID differs from the path")
-        payment, created = logic.abandon(self.db, data)
+        terms = read_body(req, wire.Abandonment)
+        request = wire.PaymentRequest(str(order_id), terms.user_id, terms.amount, terms.currency)
+        payment, created = logic.abandon(self.db, request)
         respond(resp, payment, 201 if created else 200)

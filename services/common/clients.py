@@ -88,7 +88,8 @@ class BillingClient(_Typed):
         return self._call("get_payment", idempotent=True, order_id=order_id)
 
     def abandon_payment(self, data: billing.PaymentRequest) -> Reply:
-        return self._call("abandon_payment", body=data, idempotent=True, order_id=data.order_id)
+        terms = billing.Abandonment(user_id=data.user_id, amount=data.amount, currency=data.currency)
+        return self._call("abandon_payment", body=terms, idempotent=True, order_id=data.order_id)
 
 
 class OrdersClient(_Typed):

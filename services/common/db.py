@@ -127,21 +127,29 @@ def write_transaction(db: peewee.Database) -> peewee._atomic:
     return db.atomic()
 
 
+# How long a starting service waits for its database to answer, seconds.
+SCHEMA_WAIT = 30.0
+
+
 def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
-    """Create missing tables and indexes; replicas starting together may race on
-    PostgreSQL's catalog, so a clash is retried."""
+    """Create missing tables and indexes. Replicas starting together may race on
+    PostgreSQL's catalog (a clash reads as a unique violation or "already exists"), and
+    a database may come up after its service: both are retried, for a bounded time."""
     db.bind(models, bind_refs=False, bind_backrefs=False)
-    for attempt in range(5):
+    deadline = time.monotonic() + SCHEMA_WAIT
+    attempt = 0
+    while True:
         try:
             with db.connection_context():
                 db.create_tables(models, safe=True)
                 add_new_columns(db, models)
             return
-        except peewee.IntegrityError:
-            time.sleep(0.2 * (attempt + 1))
-    with db.connection_context():
-        db.create_tables(models, safe=True)
-        add_new_columns(db, models)
+        except (peewee.IntegrityError, peewee.ProgrammingError, peewee.OperationalError) as exc:
+            attempt += 1
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("creating the schema, attempt %d: %s: %s", attempt, type(exc).__name__, exc)
+            time.sleep(min(0.2 * attempt, 2.0))
 
 
 def add_new_columns(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:

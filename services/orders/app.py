@@ -16,10 +16,9 @@ from services.orders.models import MODELS
 SERVICE = "orders"
 
 ERRORS = {
-    logic.KeyReused: Mapped(422, "idempotency_key_reused", "Idempotency key reused"),
+    logic.KeyReused: Mapped(409, "idempotency_key_reused", "Idempotency key reused"),
     logic.InProgress: Mapped(409, "in_progress", "Order creation in progress"),
     logic.StatusConflict: Mapped(409, "status_conflict", "Order already final"),
-    logic.TotalTooLarge: Mapped(422, "total_too_large", "Order total too large"),
     logic.Unreadable: Mapped(500, "order_unreadable", "Stored order cannot be read"),
 }
 

@@ -14,6 +14,8 @@ from services.common.errors import ApiError
 from services.common.web import id_param, page, read_body, respond
 from services.orders import logic
 
+EXAMPLE_TIME = "2026-01-31T09:30:00Z"
+
 
 class OrdersResource:
     def __init__(self, db: peewee.Database, lease_seconds: float) -> None:
@@ -38,10 +40,15 @@ class OrdersResource:
 
 def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:
     raw = req.get_param(name)
+    if raw is None:
+        return None
+    invalid = ApiError(422, "validation_failed", "Invalid query", f"{name} must be a UTC time such as {EXAMPLE_TIME}.")
+    if not wire.UTC_TIME_RE.fullmatch(raw):
+        raise invalid
     try:
-        return parse_iso(raw) if raw else None
-    except ValueError as exc:
-        raise ApiError(422, "validation_failed", "Invalid query", f"{name} must be an ISO-8601 time.") from exc
+        return parse_iso(raw)
+    except ValueError as exc:  # a day the month does not have
+        raise invalid from exc
 
 
 class OrderResource:
