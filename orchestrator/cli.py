@@ -98,9 +98,9 @@ def _operator_password(settings: Settings, new: bool) -> str:
 
 
 def cmd_diagram(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator.diagram import mermaid
+    from orchestrator.diagram import mermaid, steps_text
 
-    sys.stdout.write(mermaid())
+    sys.stdout.write(steps_text() if args.steps else mermaid())
     return 0
 
 
@@ -173,7 +173,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--gateway", default=None, help="gateway URL (default: SYNCORDERS_GATEWAY_URL)")
     demo.set_defaults(func=cmd_demo)
 
-    sub.add_parser("diagram", help="print the flow's sequence diagram as Mermaid").set_defaults(func=cmd_diagram)
+    diagram = sub.add_parser("diagram", help="print the flow's sequence diagram as Mermaid")
+    diagram.add_argument("--steps", action="store_true", help="the flow's steps as the design words them, instead")
+    diagram.set_defaults(func=cmd_diagram)
 
     recover = sub.add_parser("recover", help="finish orders and letters left behind by failures")
     recover.add_argument("--older-than", type=float, default=None, help="seconds a pending order must be idle")
