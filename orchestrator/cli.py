@@ -25,6 +25,26 @@ APPS = {
 }
 
 
+# The services that sign or verify clients' access tokens (EdDSA); the others' tokens
+# are HS256 service tokens.
+KEY_HOLDERS = frozenset({"gateway", "auth"})
+
+
+def _leave_unloaded(service: str, settings: Settings) -> None:
+    """Libraries a service has no use for but which its imports would load anyway, each
+    costing every such process several MB: kept out of it."""
+    unused = []
+    if not settings.database(service).startswith("postgres"):
+        # peewee imports every database driver it finds.
+        unused += ["psycopg2", "psycopg"]
+    if service not in KEY_HOLDERS:
+        # PyJWT imports the cryptography package whenever it is installed, for the
+        # asymmetric algorithms (8 MB); HS256 needs none of it.
+        unused.append("cryptography")
+    for name in unused:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.common.server import StopSignals, serve, tune_allocator
     from services.common.tracing import Tracing
@@ -32,11 +52,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
     stop = StopSignals().install()
     tune_allocator()
-    if not settings.database(args.service).startswith("postgres"):
-        # peewee imports every database driver it finds; a service on SQLite has no use
-        # for PostgreSQL's client library, which costs each process several MB.
-        for driver in ("psycopg2", "psycopg"):
-            sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
     logs.configure(args.service, settings.log_level)
     tracing = Tracing(args.service)
     app = importlib.import_module(APPS[args.service]).create_app(settings, tracing=tracing)
@@ -202,8 +217,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
     settings = Settings.from_env()
+    if words[:1] == ["serve"] and len(words) > 1 and words[1] in SERVICES:
+        # Before the parser is built: building it imports the benchmark's options, and
+        # with them most of the system.
+        _leave_unloaded(words[1], settings)
+    args = parser().parse_args(argv)
     func: Any = args.func
     return int(func(args, settings))
 
