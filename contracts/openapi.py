@@ -291,6 +291,9 @@ class Builder:
 
 def _constrain(prop: dict[str, Any], constraints: dict[str, Any]) -> dict[str, Any]:
     """Constraints apply to the value, not to a ``null`` it may also be."""
+    if "enum" in constraints and isinstance(prop.get("type"), list) and "null" in prop["type"]:
+        # An enum names every value allowed: the null too.
+        constraints = {**constraints, "enum": [*constraints["enum"], None]}
     if "anyOf" in prop:
         first, *others = prop["anyOf"]
         return {"anyOf": [{**first, **constraints} if "$ref" not in first else first, *others]}
