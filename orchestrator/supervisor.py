@@ -129,7 +129,7 @@ class Stack:
                 process.popen.kill()
 
 
-def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float, log_file: Path | None) -> str:
+def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float, log_file: Path | None = None) -> str:
     assert popen.stdout is not None
     deadline = time.monotonic() + timeout
     marker = f"syncorders {service} listening on "
