@@ -67,8 +67,8 @@ OPERATIONS = (
         callers=frozenset({GATEWAY}),
         responses={200: LetterPage, 422: ErrorBody},
         query=(
-            Query("user_id", str, "only letters to this user"),
-            Query("order_id", str, "only letters about this order"),
+            Query("user_id", str, "only letters to this user", constraints=types.UUID_QUERY),
+            Query("order_id", str, "only letters about this order", constraints=types.UUID_QUERY),
             *PAGE_QUERY,
         ),
     ),

@@ -89,7 +89,7 @@ OPERATIONS = (
         callers=frozenset({GATEWAY}),
         responses={200: OrderPage, 422: ErrorBody},
         query=(
-            Query("user_id", str, "only this user's orders"),
+            Query("user_id", str, "only this user's orders", constraints=types.UUID_QUERY),
             Query("status", str, "only orders in this status", constraints={"enum": list(types.ORDER_STATUSES)}),
             Query("updated_before", str, "only orders last changed before this UTC time", constraints=UTC_TIME),
             Query("updated_after", str, "only orders last changed at or after this UTC time", constraints=UTC_TIME),

@@ -26,6 +26,8 @@ LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
 # The canonical text of a UUID, as ``str(uuid.UUID(...))`` writes it.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A query parameter that names a user or an order: the services take the canonical text.
+UUID_QUERY = {"format": "uuid", "pattern": UUID_RE.pattern}
 # Characters no text field takes: C0 and C1 controls, DEL, the line and paragraph
 # separators, the bidirectional embeddings, overrides and isolates (they reorder what a
 # reader sees), and the lone surrogates (no UTF-8 encoder can send them back).
