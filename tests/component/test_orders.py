@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from services.orders.app import create_app
+from services.orders.store import OrderStore
+from tests.component.conftest import settings_file
 
 USER = str(uuid.uuid4())
 
@@ -81,3 +83,23 @@ def test_listing_filters_by_owner_and_status(orders) -> None:
 def test_unknown_order_is_404(orders) -> None:
     assert orders("GET", f"/orders/{uuid.uuid4()}").status_code == 404
     assert orders("GET", "/orders/not-a-uuid").status_code == 404
+
+
+def test_the_app_keeps_orders_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(OrderStore)
+    orders = make_caller(create_app, "orders", store=store)
+    created = orders("POST", "/orders", json=new_order())
+    assert created.status_code == 201
+    with store.connection():
+        row = store.order(created.json["id"])
+    assert row is not None and (row.user_id, row.total, row.status) == (USER, 500, "pending")
+    assert not settings_file(settings, "orders").exists()
+
+
+def test_a_new_order_reads_back_as_it_was_answered(orders) -> None:
+    created = orders("POST", "/orders", json=new_order())
+    assert orders("GET", f"/orders/{created.json['id']}").json == created.json
+    # The same key again answers the stored order, with the claim's time.
+    again = orders("POST", "/orders", json=new_order())
+    assert {**again.json, "updated_at": created.json["updated_at"]} == created.json
+    assert orders("GET", f"/orders/{created.json['id']}").json == again.json
