@@ -147,13 +147,14 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from services.auth import keys
-    from services.auth.models import MODELS
-    from services.common.db import create_schema, open_database
+    from services.auth.store import AuthStore
 
-    db = open_database(settings.database("auth"), max_connections=1)
-    create_schema(db, MODELS)
-    with db.connection_context():
-        kid = keys.rotate(db, publish_ahead=settings.jwks_refresh_interval + settings.token_leeway)
+    store = AuthStore.open(settings, max_connections=1)
+    try:
+        with store.connection():
+            kid = keys.rotate(store, publish_ahead=settings.jwks_refresh_interval + settings.token_leeway)
+    finally:
+        store.close()
     print(f"new signing key {kid} is published now and signs from {settings.jwks_refresh_interval:.0f} s on")
     return 0
 

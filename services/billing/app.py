@@ -7,11 +7,10 @@ import falcon
 from contracts import billing as wire
 from contracts import vocabulary as words
 from services.billing import logic, resources
-from services.billing.models import MODELS
-from services.common import db as database
+from services.billing.store import BillingStore
 from services.common.config import Settings
 from services.common.errors import Mapped
-from services.common.service import add_readiness, internal_app
+from services.common.service import internal_app
 from services.common.tracing import Tracing
 
 SERVICE = "billing"
@@ -24,16 +23,18 @@ ERRORS = {
 }
 
 
-def create_app(settings: Settings, *, tracing: Tracing | None = None) -> falcon.App:
+def create_app(settings: Settings, *, store: BillingStore | None = None, tracing: Tracing | None = None) -> falcon.App:
+    """Billing, keeping its wallets in ``store`` (by default, the database the settings
+    name)."""
+    store = store or BillingStore.open(settings)
     tracing = tracing or Tracing(SERVICE)
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
-    app.add_route("/wallets/{user_id:uuid}", resources.WalletResource(db))
-    app.add_route("/wallets/{user_id:uuid}/operations", resources.OperationsResource())
-    app.add_route("/wallets/{user_id:uuid}/deposits", resources.DepositsResource(db))
-    app.add_route("/payments", resources.PaymentsResource(db))
-    app.add_route("/payments/{order_id:uuid}", resources.PaymentResource())
-    app.add_route("/payments/{order_id:uuid}/abandon", resources.AbandonResource(db))
-    add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
+    app = internal_app(SERVICE, settings, store, wire.OPERATIONS, ERRORS, tracer=tracing.tracer)
+    app.add_route("/wallets/{user_id:uuid}", resources.WalletResource(store))
+    app.add_route("/wallets/{user_id:uuid}/operations", resources.OperationsResource(store))
+    app.add_route("/wallets/{user_id:uuid}/deposits", resources.DepositsResource(store))
+    app.add_route("/payments", resources.PaymentsResource(store))
+    app.add_route("/payments/{order_id:uuid}", resources.PaymentResource(store))
+    app.add_route("/payments/{order_id:uuid}/abandon", resources.AbandonResource(store))
     return app
 
 

@@ -1,11 +1,9 @@
-"""Billing's tables. The balance is a column guarded by a CHECK, changed only by
-conditional updates, so it never goes below zero even under concurrent payments."""
+"""Billing's tables. The balance is a column guarded by a CHECK, changed only by the
+store's conditional updates, so it never goes below zero even under concurrent payments."""
 
 from __future__ import annotations
 
 import peewee
-
-from services.common.db import Insert, Statement
 
 
 class Wallet(peewee.Model):
@@ -48,28 +46,3 @@ class Payment(peewee.Model):
 
 
 MODELS = (Wallet, Operation, Payment)
-
-# The statements every payment runs (see services.common.db.Statement).
-FIND_PAYMENT = Statement('SELECT 1 FROM "payment" WHERE "order_id" = ?')
-# The debit is the check: it matches only a wallet in the order's currency that covers
-# the amount, so the balance cannot go below zero.
-DEBIT = Statement(
-    'UPDATE "wallet" SET "balance" = "balance" - ? WHERE "user_id" = ? AND "currency" = ? AND "balance" >= ?'
-)
-BALANCE = Statement('SELECT "balance" FROM "wallet" WHERE "user_id" = ?')
-INSERT_OPERATION = Insert(
-    Operation, "id", "user_id", "kind", "amount", "currency", "balance_after", "order_id", "created_at"
-)
-INSERT_PAYMENT = Insert(
-    Payment,
-    "id",
-    "order_id",
-    "user_id",
-    "amount",
-    "currency",
-    "outcome",
-    "reason_code",
-    "reason",
-    "operation",
-    "created_at",
-)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import Insert, select_statement
-
 
 class Letter(peewee.Model):
     seq = peewee.AutoField()
@@ -28,19 +26,3 @@ class Letter(peewee.Model):
 
 
 MODELS = (Letter,)
-
-# The statements every order's letter runs (see services.common.db.Statement).
-BY_ORDER = select_statement(Letter, '"order_id" = ? AND "order_status" = ?')
-INSERT_LETTER = Insert(
-    Letter,
-    "id",
-    "order_id",
-    "order_status",
-    "user_id",
-    "kind",
-    "recipient",
-    "subject",
-    "body",
-    "delivery",
-    "created_at",
-)

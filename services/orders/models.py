@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import Insert, Statement, select_statement
-
 
 class Order(peewee.Model):
     seq = peewee.AutoField()
@@ -31,26 +29,3 @@ class Order(peewee.Model):
 
 
 MODELS = (Order,)
-
-# The statements every order runs (see services.common.db.Statement).
-INSERT_ORDER = Insert(
-    Order,
-    "id",
-    "user_id",
-    "items",
-    "total",
-    "currency",
-    "status",
-    "idempotency_key",
-    "fingerprint",
-    "run_id",
-    "run_expires",
-    "created_at",
-    "updated_at",
-)
-# Only a pending order changes status; the run's claim ends with it.
-FINISH = Statement(
-    'UPDATE "order" SET "status" = ?, "reason" = ?, "payment_id" = ?, "run_id" = NULL, "run_expires" = NULL, '
-    '"updated_at" = ? WHERE "id" = ? AND "status" = ?'
-)
-BY_ID = select_statement(Order, '"id" = ?')

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 
 import falcon
-import peewee
 
 from contracts import orders as wire
 from contracts.types import ORDER_STATUSES
@@ -13,18 +12,19 @@ from services.common.clock import parse_iso
 from services.common.errors import ApiError
 from services.common.web import id_param, page, read_body, respond
 from services.orders import logic
+from services.orders.store import OrderStore, Selection
 
 EXAMPLE_TIME = "2026-01-31T09:30:00Z"
 
 
 class OrdersResource:
-    def __init__(self, db: peewee.Database, lease_seconds: float) -> None:
-        self.db = db
+    def __init__(self, store: OrderStore, lease_seconds: float) -> None:
+        self.store = store
         self.lease_seconds = lease_seconds
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.NewOrder)
-        order, created = logic.create(self.db, data, self.lease_seconds)
+        order, created = logic.create(self.store, data, self.lease_seconds)
         respond(resp, order, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -35,7 +35,8 @@ class OrdersResource:
                 422, "validation_failed", "Invalid query", f"status must be one of {', '.join(ORDER_STATUSES)}."
             )
         before, after = _time_param(req, "updated_before"), _time_param(req, "updated_after")
-        respond(resp, logic.listing(id_param(req, "user_id"), status, before, after, limit, offset))
+        selection = Selection(id_param(req, "user_id"), status, updated_before=before, updated_after=after)
+        respond(resp, logic.listing(self.store, selection, limit, offset))
 
 
 def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:
@@ -52,21 +53,27 @@ def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:
 
 
 class OrderResource:
+    def __init__(self, store: OrderStore) -> None:
+        self.store = store
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
-        respond(resp, logic.get(str(order_id)))
+        respond(resp, logic.get(self.store, str(order_id)))
 
 
 class StatusResource:
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, store: OrderStore) -> None:
+        self.store = store
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
         change = read_body(req, wire.StatusChange)
-        respond(resp, logic.set_status(self.db, str(order_id), change))
+        respond(resp, logic.set_status(self.store, str(order_id), change))
 
 
 class RunResource:
+    def __init__(self, store: OrderStore) -> None:
+        self.store = store
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
         run_id = req.get_param("run_id", required=True)
-        logic.release(str(order_id), run_id)
+        logic.release(self.store, str(order_id), run_id)
         resp.status = falcon.HTTP_204

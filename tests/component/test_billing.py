@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
 from services.billing.app import create_app
+from services.billing.store import BillingStore
+from tests.component.conftest import settings_file
 
 
 @pytest.fixture
@@ -206,3 +209,51 @@ def test_a_payment_as_large_as_an_order_total_can_be_is_declined_not_refused(bil
     declined = pay(billing, wallet, 10**18)
     assert declined.status_code == 406 and declined.json["code"] == "insufficient_funds"
     assert pay(billing, wallet, 10**18 + 1).status_code == 422
+
+
+def test_the_app_keeps_wallets_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(BillingStore)
+    billing = make_caller(create_app, "billing", store=store)
+    user = str(uuid.uuid4())
+    assert billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"}).status_code == 201
+    assert billing("POST", f"/wallets/{user}/deposits", json={"amount": 1000}).status_code == 201
+    assert pay(billing, user, 400).status_code == 201
+    with store.connection():
+        wallet, operations = store.wallet(user), store.operations(user, limit=10, offset=0)
+    assert wallet is not None and wallet.balance == 600
+    assert [(op.kind, op.amount, op.balance_after) for op in operations] == [
+        ("payment", 400, 600),
+        ("deposit", 1000, 1000),
+    ]
+    assert not settings_file(settings, "billing").exists()
+
+
+def test_a_decision_asked_for_again_is_answered_from_one_read(make_caller, open_store, monkeypatch) -> None:
+    store = open_store(BillingStore)
+    billing = make_caller(create_app, "billing", store=store)
+    user = str(uuid.uuid4())
+    billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"})
+    billing("POST", f"/wallets/{user}/deposits", json={"amount": 1000})
+    amounts = {str(uuid.uuid4()): 400, str(uuid.uuid4()): 5000}
+    first = {order: pay(billing, user, amount, order) for order, amount in amounts.items()}
+    assert [answer.status_code for answer in first.values()] == [201, 406]
+    statements: list[str] = []
+    execute_sql = store.db.execute_sql
+
+    def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql.split(None, 1)[0].upper())
+        return execute_sql(sql, *args, **kwargs)
+
+    def queries() -> list[str]:
+        made = [kind for kind in statements if kind in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+        statements.clear()
+        return made
+
+    monkeypatch.setattr(store.db, "execute_sql", recorded)
+    for order, amount in amounts.items():
+        again = pay(billing, user, amount, order)
+        assert again.status_code in (200, 406) and again.json == first[order].json
+        assert queries() == ["SELECT"]
+        read = billing("GET", f"/payments/{order}")
+        assert read.status_code == 200 and read.json["order_id"] == order
+        assert queries() == ["SELECT"]

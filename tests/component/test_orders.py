@@ -8,6 +8,8 @@ import pytest
 
 from contracts.types import MAX_AMOUNT, MAX_ITEMS, MAX_QUANTITY, MAX_TOTAL
 from services.orders.app import create_app
+from services.orders.store import OrderStore
+from tests.component.conftest import settings_file
 
 USER = str(uuid.uuid4())
 
@@ -117,3 +119,23 @@ def test_time_filters_take_utc_times_as_the_services_write_them(orders) -> None:
 @pytest.mark.parametrize("status", ["", "PAID", "unknown"])
 def test_a_status_filter_outside_the_documented_ones_is_422(orders, status: str) -> None:
     assert orders("GET", "/orders", params={"status": status}).status_code == 422
+
+
+def test_the_app_keeps_orders_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(OrderStore)
+    orders = make_caller(create_app, "orders", store=store)
+    created = orders("POST", "/orders", json=new_order())
+    assert created.status_code == 201
+    with store.connection():
+        row = store.order(created.json["id"])
+    assert row is not None and (row.user_id, row.total, row.status) == (USER, 500, "pending")
+    assert not settings_file(settings, "orders").exists()
+
+
+def test_a_new_order_reads_back_as_it_was_answered(orders) -> None:
+    created = orders("POST", "/orders", json=new_order())
+    assert orders("GET", f"/orders/{created.json['id']}").json == created.json
+    # The same key again answers the stored order, with the claim's time.
+    again = orders("POST", "/orders", json=new_order())
+    assert {**again.json, "updated_at": created.json["updated_at"]} == created.json
+    assert orders("GET", f"/orders/{created.json['id']}").json == again.json

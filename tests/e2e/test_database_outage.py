@@ -17,8 +17,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import attrs
 import pytest
@@ -27,7 +28,7 @@ import requests
 from orchestrator.supervisor import Stack
 from services.common.config import INTERNAL_SERVICES, SERVICES
 from tests.e2e.conftest import log_text
-from tests.harness import Customer, Gateway, start_stack
+from tests.harness import Customer, Gateway
 from tests.invariants import assert_invariants, run_recovery, snapshot
 from tests.postgres import PrivateServer
 
@@ -49,12 +50,9 @@ ACCESS_503 = re.compile(r" access: (?!GET /ready )[A-Z]+ /\S* 503 ")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, private_postgres: PrivateServer) -> Iterator[Stack]:
-    databases = private_postgres.create_databases(INTERNAL_SERVICES)
+def stack_options(private_postgres: PrivateServer) -> dict[str, Any]:
     # A short lease: an order whose run could not release it is free again soon.
-    running = start_stack(tmp_path_factory.mktemp("stack"), databases=databases, order_run_lease=LEASE)
-    yield running
-    running.stop()
+    return {"databases": private_postgres.create_databases(INTERNAL_SERVICES), "order_run_lease": LEASE}
 
 
 @pytest.fixture(scope="module")
