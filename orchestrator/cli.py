@@ -1,5 +1,5 @@
 """``syncorders``: run the system, one service, the demo, recovery, key rotation, service
-tokens and the sequence diagram, and the benchmark."""
+tokens and the sequence diagram, the benchmark, and the prefill of a large history."""
 
 from __future__ import annotations
 
@@ -167,6 +167,12 @@ def cmd_service_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_prefill(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import prefill
+
+    return prefill.main(args, settings)
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator import bench
 
@@ -208,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("target", choices=INTERNAL_SERVICES, help="the service to call")
     token.add_argument("--caller", required=True, choices=SERVICES, help="the service the token speaks for")
     token.set_defaults(func=cmd_service_token)
+
+    from orchestrator import prefill
+
+    filling = sub.add_parser("prefill", help="write a long history of customers and orders straight into the databases")
+    prefill.add_arguments(filling)
+    filling.set_defaults(func=cmd_prefill)
 
     from orchestrator.bench import add_arguments
 

@@ -46,19 +46,27 @@ def money(amount: int, currency: str) -> str:
 def compose(request: wire.LetterRequest, profile: profiles.Profile) -> tuple[str, str, str]:
     """The happy letter for a paid order, the sad one for a cancelled order. A name
     stored before names were checked is written with U+FFFD for what is now refused."""
-    total = money(request.total, request.currency)
-    name = scrub(profile.first_name)
-    if request.status == "paid":
+    return letter_text(
+        request.status, request.order_id, request.total, request.currency, request.reason, scrub(profile.first_name)
+    )
+
+
+def letter_text(
+    status: str, order_id: str, total_amount: int, currency: str, reason: str | None, name: str
+) -> tuple[str, str, str]:
+    """The letter's kind, subject and body for an order in ``status``, to ``name``."""
+    total = money(total_amount, currency)
+    if status == "paid":
         return (
             "happy",
-            f"Your order {request.order_id} is paid",
-            f"Hello {name},\n\nyour order {request.order_id} for {total} is paid. Thank you!\n",
+            f"Your order {order_id} is paid",
+            f"Hello {name},\n\nyour order {order_id} for {total} is paid. Thank you!\n",
         )
-    reason = request.reason or "the payment did not go through"
+    reason = reason or "the payment did not go through"
     return (
         "sad",
-        f"Your order {request.order_id} was cancelled",
-        f"Hello {name},\n\nwe are sorry: your order {request.order_id} for {total} "
+        f"Your order {order_id} was cancelled",
+        f"Hello {name},\n\nwe are sorry: your order {order_id} for {total} "
         f"was cancelled ({reason}). No money was taken.\n",
     )
 

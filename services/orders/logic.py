@@ -81,7 +81,7 @@ def _scrubbed(item: Any) -> Any:
     return item
 
 
-def _fingerprint(items: list[dict[str, object]], currency: str) -> str:
+def order_fingerprint(items: list[dict[str, object]], currency: str) -> str:
     canonical = json.dumps({"items": items, "currency": currency}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -93,7 +93,7 @@ def create(store: OrderStore, request: wire.NewOrder, lease_seconds: float) -> t
     # At most types.MAX_TOTAL: the item bounds see to it.
     total = sum(item.quantity * item.price for item in request.items)
     items = unstructure(request.items)
-    fingerprint = _fingerprint(items, request.currency)
+    fingerprint = order_fingerprint(items, request.currency)
     for _attempt in range(2):
         now = utcnow()
         lease_end = now + datetime.timedelta(seconds=lease_seconds)
