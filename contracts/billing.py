@@ -37,9 +37,13 @@ class WalletOperation:
 
 @attrs.frozen
 class OperationPage:
+    """A page of wallet operations, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[WalletOperation]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 @attrs.frozen

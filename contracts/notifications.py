@@ -36,9 +36,13 @@ class Letter:
 
 @attrs.frozen
 class LetterPage:
+    """A page of letters, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[Letter]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 OPERATIONS = (

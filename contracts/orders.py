@@ -66,9 +66,13 @@ class Order:
 
 @attrs.frozen
 class OrderPage:
+    """A page of orders, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[Order]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 OPERATIONS = (

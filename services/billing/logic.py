@@ -13,7 +13,7 @@ from contracts import vocabulary as words
 from contracts.types import new_id
 from services.billing.models import Operation, Payment, Wallet
 from services.billing.store import BillingStore
-from services.common.db import iso, utcnow
+from services.common.db import Page, iso, utcnow
 from services.common.errors import NotFound
 
 
@@ -114,10 +114,11 @@ def get_wallet(store: BillingStore, user_id: str) -> wire.Wallet:
     return wallet_to_wire(_wallet(store, user_id))
 
 
-def list_operations(store: BillingStore, user_id: str, limit: int, offset: int) -> wire.OperationPage:
+def list_operations(store: BillingStore, user_id: str, page: Page) -> wire.OperationPage:
     _wallet(store, user_id)
-    rows = store.operations(user_id, limit, offset)
-    return wire.OperationPage(items=[operation_to_wire(row) for row in rows], limit=limit, offset=offset)
+    rows, following = store.operations(user_id, page)
+    items = [operation_to_wire(row) for row in rows]
+    return wire.OperationPage(items=items, limit=page.limit, offset=page.offset, next_before=following)
 
 
 def deposit(store: BillingStore, user_id: str, request: wire.Deposit) -> tuple[wire.DepositResult, bool]:

@@ -17,7 +17,7 @@ class Operation(peewee.Model):
     # The sequence orders operations newest first; the UUID is what the wire shows.
     seq = peewee.AutoField()
     id = peewee.CharField(max_length=36, unique=True)
-    user_id = peewee.CharField(max_length=36, index=True)
+    user_id = peewee.CharField(max_length=36)
     kind = peewee.CharField(max_length=16)
     amount = peewee.BigIntegerField()
     currency = peewee.CharField(max_length=3)
@@ -27,7 +27,11 @@ class Operation(peewee.Model):
     created_at = peewee.DateTimeField()
 
     class Meta:
-        indexes = ((("user_id", "idempotency_key"), True),)
+        indexes = (
+            (("user_id", "idempotency_key"), True),
+            # A customer's operations newest first, read backwards: no sort.
+            (("user_id", "seq"), False),
+        )
 
 
 class Payment(peewee.Model):
@@ -46,3 +50,5 @@ class Payment(peewee.Model):
 
 
 MODELS = (Wallet, Operation, Payment)
+# Indexes earlier versions made, which the ones above replace: dropped at start.
+RETIRED_INDEXES = ("operation_user_id",)

@@ -29,8 +29,7 @@ class OperationsResource:
         self.store = store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
-        limit, offset = page(req)
-        respond(resp, logic.list_operations(self.store, str(user_id), limit, offset))
+        respond(resp, logic.list_operations(self.store, str(user_id), page(req)))
 
 
 class DepositsResource:

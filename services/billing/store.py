@@ -12,8 +12,8 @@ import datetime
 
 from contracts import vocabulary as words
 from contracts.types import new_id
-from services.billing.models import MODELS, Operation, Payment, Wallet
-from services.common.db import Insert, Statement, Store, columns, load
+from services.billing.models import MODELS, RETIRED_INDEXES, Operation, Payment, Wallet
+from services.common.db import Insert, Page, Statement, Store, columns, load, newest_first
 
 CREDIT = Statement('UPDATE "wallet" SET "balance" = "balance" + ? WHERE "user_id" = ? AND "currency" = ?')
 DEBIT = Statement(
@@ -56,6 +56,7 @@ _PAYMENT_COLUMNS = len(Payment._meta.sorted_fields)
 class BillingStore(Store):
     service = "billing"
     models = MODELS
+    retired_indexes = RETIRED_INDEXES
 
     def wallet(self, user_id: str) -> Wallet | None:
         return self.select(Wallet).where(Wallet.user_id == user_id).get_or_none()
@@ -112,10 +113,9 @@ class BillingStore(Store):
             .get_or_none()
         )
 
-    def operations(self, user_id: str, limit: int, offset: int) -> list[Operation]:
-        """The customer's operations, newest first."""
-        query = self.select(Operation).where(Operation.user_id == user_id).order_by(Operation.seq.desc())
-        return list(query.limit(limit).offset(offset))
+    def operations(self, user_id: str, page: Page) -> tuple[list[Operation], str | None]:
+        """The page of the customer's operations, newest first, and the next page's cursor."""
+        return newest_first(self.select(Operation).where(Operation.user_id == user_id), page, user_id)
 
     def decision(self, order_id: str) -> tuple[Payment, Operation | None] | None:
         """The order's payment decision and, for a debit, its operation."""

@@ -29,11 +29,12 @@ from playhouse.db_url import parse as parse_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 # Re-exported: the services' logic takes its times from here with its database.
+from contracts.operations import Page
 from services.common.clock import iso, parse_iso, utcnow
 from services.common.config import Settings
 from services.common.errors import DEFAULT_RETRY_AFTER, ApiError, on_unexpected
 
-__all__ = ["iso", "parse_iso", "utcnow"]
+__all__ = ["Page", "iso", "parse_iso", "utcnow"]
 
 M = TypeVar("M", bound=peewee.Model)
 log = logging.getLogger(__name__)
@@ -135,8 +136,10 @@ def write_transaction(db: peewee.Database) -> peewee._atomic:
 SCHEMA_WAIT = 30.0
 
 
-def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
-    """Create missing tables and indexes. Replicas starting together may race on
+def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], retired: Sequence[str] = ()) -> None:
+    """Create missing tables and indexes, and drop the ``retired`` indexes that newer
+    ones replace (a database an earlier version made gains the new ones here; on a
+    large table that takes a while). Replicas starting together may race on
     PostgreSQL's catalog (a clash reads as a unique violation or "already exists"), and
     a database may come up after its service: both are retried, for a bounded time. The
     models are bound to ``db`` for this alone, and unbound again."""
@@ -148,6 +151,8 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> 
                 with db.connection_context():
                     db.create_tables(models, safe=True)
                     add_new_columns(db, models)
+                    for index in retired:
+                        db.execute_sql(f'DROP INDEX IF EXISTS "{index}"')
                 return
             except (peewee.IntegrityError, peewee.ProgrammingError, peewee.OperationalError) as exc:
                 attempt += 1
@@ -242,6 +247,26 @@ def load(model: type[M], values: Sequence[Any]) -> M:
     as peewee converts it (SQLite hands back times as text)."""
     fields = model._meta.sorted_fields
     return model(**{field.name: field.python_value(value) for field, value in zip(fields, values, strict=True)})
+
+
+def newest_first(query: peewee.ModelSelect, page: Page, owner: str | None = None) -> tuple[list[Any], str | None]:
+    """The page of ``query``'s rows, newest first (by ``seq``), and the ``before`` of the
+    next page (the last row's ID), None when no row follows. The item ``before`` names
+    is looked up among ``owner``'s rows when given (a customer's cursor cannot be
+    another customer's item); one not found gives an empty page. With an index on the
+    listing's filter and ``seq``, a page costs the same at any depth."""
+    model = query.model
+    if page.before is not None:
+        anchor = model.alias()
+        named = anchor.id == page.before
+        if owner is not None:
+            named &= anchor.user_id == owner
+        query = query.where(model.seq < anchor.select(anchor.seq).where(named))
+    # One row more than asked says whether another page follows.
+    rows = list(query.order_by(model.seq.desc()).limit(page.limit + 1).offset(page.offset))
+    following = len(rows) > page.limit
+    del rows[page.limit :]
+    return rows, rows[-1].id if following else None
 
 
 # Why a database error is answered with a 503, and the answer's code, title and description.
@@ -394,6 +419,8 @@ class Store:
 
     service: ClassVar[str]
     models: ClassVar[Sequence[type[peewee.Model]]]
+    # Indexes of earlier versions that the models' own replace.
+    retired_indexes: ClassVar[Sequence[str]] = ()
 
     def __init__(self, db: peewee.Database) -> None:
         self.db = db
@@ -405,7 +432,7 @@ class Store:
         if max_connections is None:
             max_connections = settings.thread_count(cls.service) + 4
         db = open_database(settings.database(cls.service), max_connections=max_connections)
-        create_schema(db, cls.models)
+        create_schema(db, cls.models, cls.retired_indexes)
         return cls(db)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ import falcon.media
 from opentelemetry.trace import Tracer
 
 from contracts.converter import printable, structure, unstructure
-from contracts.operations import DEFAULT_PAGE, MAX_PAGE
+from contracts.operations import DEFAULT_PAGE, MAX_PAGE, Page
 from contracts.types import UUID_RE
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -160,14 +160,14 @@ def respond(resp: falcon.Response, obj: Any, status: int = 200) -> None:
     resp.media = unstructure(obj)
 
 
-def page(req: falcon.Request) -> tuple[int, int]:
-    """``limit`` and ``offset`` from the query string, within the bounds of
+def page(req: falcon.Request) -> Page:
+    """``limit``, ``offset`` and ``before`` from the query string, within the bounds of
     ``contracts.operations.PAGE_QUERY``."""
     limit = _int_param(req, "limit", DEFAULT_PAGE)
     offset = _int_param(req, "offset", 0)
     if not 1 <= limit <= MAX_PAGE:
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"limit must be 1 to {MAX_PAGE}.")
-    return limit, offset
+    return Page(limit, offset, id_param(req, "before"))
 
 
 def _int_param(req: falcon.Request, name: str, default: int) -> int:

@@ -10,7 +10,7 @@ from contracts import notifications as wire
 from contracts import profiles
 from contracts.types import new_id, scrub
 from services.common.clients import ProfilesClient
-from services.common.db import iso, utcnow
+from services.common.db import Page, iso, utcnow
 from services.common.errors import NotFound
 from services.notifications.mailer import Mailer
 from services.notifications.models import Letter
@@ -121,9 +121,10 @@ def _claim_delivery(store: LetterStore, row: Letter, seconds: float) -> bool:
     return store.claim_delivery(row.id, FAILED, now + datetime.timedelta(seconds=seconds), now)
 
 
-def listing(store: LetterStore, user_id: str | None, order_id: str | None, limit: int, offset: int) -> wire.LetterPage:
-    rows = store.listing(user_id, order_id, limit, offset)
-    return wire.LetterPage(items=[to_wire(row) for row in rows], limit=limit, offset=offset)
+def listing(store: LetterStore, user_id: str | None, order_id: str | None, page: Page) -> wire.LetterPage:
+    rows, following = store.listing(user_id, order_id, page)
+    items = [to_wire(row) for row in rows]
+    return wire.LetterPage(items=items, limit=page.limit, offset=page.offset, next_before=following)
 
 
 def get(store: LetterStore, letter_id: str) -> wire.Letter:

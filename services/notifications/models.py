@@ -10,7 +10,7 @@ class Letter(peewee.Model):
     id = peewee.CharField(max_length=36, unique=True)
     order_id = peewee.CharField(max_length=36)
     order_status = peewee.CharField(max_length=16)
-    user_id = peewee.CharField(max_length=36, index=True)
+    user_id = peewee.CharField(max_length=36)
     kind = peewee.CharField(max_length=8)
     recipient = peewee.CharField(max_length=254)
     subject = peewee.CharField(max_length=200)
@@ -22,7 +22,13 @@ class Letter(peewee.Model):
 
     class Meta:
         # One letter per order and status, whatever the number of retries.
-        indexes = ((("order_id", "order_status"), True),)
+        indexes = (
+            (("order_id", "order_status"), True),
+            # A customer's letters newest first, read backwards: no sort.
+            (("user_id", "seq"), False),
+        )
 
 
 MODELS = (Letter,)
+# Indexes earlier versions made, which the ones above replace: dropped at start.
+RETIRED_INDEXES = ("letter_user_id",)

@@ -27,8 +27,7 @@ class LettersResource:
         respond(resp, letter, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, offset = page(req)
-        respond(resp, logic.listing(self.store, id_param(req, "user_id"), id_param(req, "order_id"), limit, offset))
+        respond(resp, logic.listing(self.store, id_param(req, "user_id"), id_param(req, "order_id"), page(req)))
 
 
 class LetterResource:

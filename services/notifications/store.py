@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from services.common.db import Insert, Store, load, select_statement
-from services.notifications.models import MODELS, Letter
+from services.common.db import Insert, Page, Store, load, newest_first, select_statement
+from services.notifications.models import MODELS, RETIRED_INDEXES, Letter
 
 # The statements every order's letter runs (see services.common.db.Statement).
 BY_ORDER = select_statement(Letter, '"order_id" = ? AND "order_status" = ?')
@@ -27,6 +27,7 @@ INSERT_LETTER = Insert(
 class LetterStore(Store):
     service = "notifications"
     models = MODELS
+    retired_indexes = RETIRED_INDEXES
 
     def for_order(self, order_id: str, order_status: str) -> Letter | None:
         """The letter sent for the order in that status, if any."""
@@ -59,11 +60,12 @@ class LetterStore(Store):
         """Record how the delivery went, and let its claim go."""
         self.update(Letter, delivery=delivery, delivery_claimed_until=None).where(Letter.id == letter_id).execute()
 
-    def listing(self, user_id: str | None, order_id: str | None, limit: int, offset: int) -> list[Letter]:
-        """Newest first, the customer's or the order's when given."""
+    def listing(self, user_id: str | None, order_id: str | None, page: Page) -> tuple[list[Letter], str | None]:
+        """The page of letters, newest first, the customer's or the order's when given,
+        and the next page's cursor."""
         query = self.select(Letter)
         if user_id is not None:
             query = query.where(Letter.user_id == user_id)
         if order_id is not None:
             query = query.where(Letter.order_id == order_id)
-        return list(query.order_by(Letter.seq.desc()).limit(limit).offset(offset))
+        return newest_first(query, page, user_id)

@@ -15,7 +15,7 @@ from cattrs.errors import BaseValidationError
 from contracts import orders as wire
 from contracts.converter import printable, problems, structure, unstructure
 from contracts.types import new_id, scrub
-from services.common.db import iso, utcnow
+from services.common.db import Page, iso, utcnow
 from services.common.errors import NotFound
 from services.orders.models import Order
 from services.orders.store import OrderStore, Selection
@@ -141,9 +141,10 @@ def get(store: OrderStore, order_id: str) -> wire.Order:
     return to_wire(row)
 
 
-def listing(store: OrderStore, selection: Selection, limit: int, offset: int) -> wire.OrderPage:
-    rows = store.listing(selection, limit, offset)
-    return wire.OrderPage(items=[to_wire(row) for row in rows], limit=limit, offset=offset)
+def listing(store: OrderStore, selection: Selection, page: Page) -> wire.OrderPage:
+    rows, following = store.listing(selection, page)
+    items = [to_wire(row) for row in rows]
+    return wire.OrderPage(items=items, limit=page.limit, offset=page.offset, next_before=following)
 
 
 def set_status(store: OrderStore, order_id: str, change: wire.StatusChange) -> wire.Order:

@@ -28,7 +28,7 @@ class OrdersResource:
         respond(resp, order, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, offset = page(req)
+        asked = page(req)
         status = req.get_param("status")
         if status is not None and status not in ORDER_STATUSES:
             raise ApiError(
@@ -36,7 +36,7 @@ class OrdersResource:
             )
         before, after = _time_param(req, "updated_before"), _time_param(req, "updated_after")
         selection = Selection(id_param(req, "user_id"), status, updated_before=before, updated_after=after)
-        respond(resp, logic.listing(self.store, selection, limit, offset))
+        respond(resp, logic.listing(self.store, selection, asked))
 
 
 def _time_param(req: falcon.Request, name: str) -> datetime.datetime | None:

@@ -6,8 +6,8 @@ import datetime
 
 import attrs
 
-from services.common.db import Insert, Statement, Store, load, select_statement
-from services.orders.models import MODELS, Order
+from services.common.db import Insert, Page, Statement, Store, load, newest_first, select_statement
+from services.orders.models import MODELS, RETIRED_INDEXES, Order
 
 # The statements every order runs (see services.common.db.Statement).
 INSERT_ORDER = Insert(
@@ -46,6 +46,7 @@ class Selection:
 class OrderStore(Store):
     service = "orders"
     models = MODELS
+    retired_indexes = RETIRED_INDEXES
 
     def add_order(self, row: Order) -> None:
         """Insert a new order made in memory; a key used before raises IntegrityError."""
@@ -95,8 +96,8 @@ class OrderStore(Store):
         changed = FINISH.execute(self.db, status, reason, payment_id, now, order_id, from_status).rowcount
         return bool(changed)
 
-    def listing(self, selection: Selection, limit: int, offset: int) -> list[Order]:
-        """The selected orders, newest first."""
+    def listing(self, selection: Selection, page: Page) -> tuple[list[Order], str | None]:
+        """The page of the selected orders, newest first, and the next page's cursor."""
         query = self.select(Order)
         if selection.user_id is not None:
             query = query.where(Order.user_id == selection.user_id)
@@ -106,4 +107,4 @@ class OrderStore(Store):
             query = query.where(Order.updated_at < selection.updated_before)
         if selection.updated_after is not None:
             query = query.where(Order.updated_at >= selection.updated_after)
-        return list(query.order_by(Order.seq.desc()).limit(limit).offset(offset))
+        return newest_first(query, page, selection.user_id)

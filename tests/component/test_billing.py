@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from contracts.operations import Page
 from services.billing.app import create_app
 from services.billing.store import BillingStore
 from tests.component.conftest import settings_file
@@ -219,7 +220,7 @@ def test_the_app_keeps_wallets_in_the_store_it_is_given(make_caller, open_store,
     assert billing("POST", f"/wallets/{user}/deposits", json={"amount": 1000}).status_code == 201
     assert pay(billing, user, 400).status_code == 201
     with store.connection():
-        wallet, operations = store.wallet(user), store.operations(user, limit=10, offset=0)
+        wallet, (operations, _following) = store.wallet(user), store.operations(user, Page(limit=10))
     assert wallet is not None and wallet.balance == 600
     assert [(op.kind, op.amount, op.balance_after) for op in operations] == [
         ("payment", 400, 600),
