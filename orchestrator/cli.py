@@ -1,5 +1,6 @@
 """``syncorders``: run the system, one service, the demo, recovery, key rotation, service
-tokens and the sequence diagram, the benchmark, and the prefill of a large history."""
+tokens and the sequence diagram, the benchmark, the prefill of a large history and the
+measurement of what it costs."""
 
 from __future__ import annotations
 
@@ -173,6 +174,12 @@ def cmd_prefill(args: argparse.Namespace, settings: Settings) -> int:
     return prefill.main(args, settings)
 
 
+def cmd_growth(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import growth
+
+    return growth.main(args, settings)
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator import bench
 
@@ -220,6 +227,14 @@ def parser() -> argparse.ArgumentParser:
     filling = sub.add_parser("prefill", help="write a long history of customers and orders straight into the databases")
     prefill.add_arguments(filling)
     filling.set_defaults(func=cmd_prefill)
+
+    from orchestrator import growth
+
+    growing = sub.add_parser(
+        "growth", help="measure the order flow, a list and recovery on a prefilled stack against an empty one"
+    )
+    growth.add_arguments(growing)
+    growing.set_defaults(func=cmd_growth)
 
     from orchestrator.bench import add_arguments
 
