@@ -222,18 +222,15 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--caller", required=True, choices=SERVICES, help="the service the token speaks for")
     token.set_defaults(func=cmd_service_token)
 
-    from orchestrator import prefill
+    from orchestrator import sizes
 
     filling = sub.add_parser("prefill", help="write a long history of customers and orders straight into the databases")
-    prefill.add_arguments(filling)
+    sizes.prefill_arguments(filling)
     filling.set_defaults(func=cmd_prefill)
-
-    from orchestrator import growth
-
     growing = sub.add_parser(
         "growth", help="measure the order flow, a list and recovery on a prefilled stack against an empty one"
     )
-    growth.add_arguments(growing)
+    sizes.growth_arguments(growing)
     growing.set_defaults(func=cmd_growth)
 
     from orchestrator.bench import add_arguments

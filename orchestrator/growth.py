@@ -311,22 +311,5 @@ def _deep_pages(url: str, token: str) -> dict[str, list[float]]:
     return found
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", type=int, default=10_000, help="prefilled customers (default 10000)")
-    parser.add_argument("--orders", type=int, default=1_000_000, help="prefilled orders (default 1000000)")
-    parser.add_argument("--pending", type=int, default=100, help="prefilled orders left pending (default 100)")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8], help="concurrency levels (default 1 8)")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level, stack and round (default 5)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
-    parser.add_argument("--threads", type=int, default=16, help="waitress threads per service (default 16)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the prefill's random choices")
-    parser.add_argument("--data-dir", default=None, help="folder for both stacks' data (default: a new temporary one)")
-    parser.add_argument(
-        "--postgres",
-        default=None,
-        help="a PostgreSQL URL (e.g. postgresql:///postgres): both stacks on databases made there, dropped after",
-    )
-
-
 def main(args: argparse.Namespace, settings: Settings) -> int:
     return measure(args)

@@ -471,21 +471,6 @@ def _analyze(writer: Writer) -> None:
         writer.seconds += time.perf_counter() - started
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--customers", type=int, default=10_000, help="customers to make (default 10000)")
-    parser.add_argument("--orders", type=int, default=1_000_000, help="orders to spread over them (default 1000000)")
-    parser.add_argument(
-        "--pending", type=int, default=100, help="orders left pending long ago, for recovery (default 100)"
-    )
-    parser.add_argument(
-        "--heavy", type=int, default=None, help="orders of the first customer (default: a tenth, at most 5000)"
-    )
-    parser.add_argument("--days", type=float, default=365.0, help="days the orders span, ending an hour ago")
-    parser.add_argument("--batch", type=int, default=5000, help="orders per transaction (default 5000)")
-    parser.add_argument("--password", default=None, help="every prefilled customer's password (default: random)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random choices")
-
-
 def plan_from(args: argparse.Namespace) -> Plan:
     heavy = min(5000, args.orders // 10) if args.heavy is None else args.heavy
     return Plan(
