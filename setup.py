@@ -49,7 +49,7 @@ setup(
             "aiosmtpd>=1.4",
             "hypothesis>=6.100",
             "openapi-spec-validator>=0.7",
-            "schemathesis>=4.0,<5",
+            "schemathesis>=4.32,<5",
             "jsonschema>=4.18",
             "psycopg2-binary>=2.9",
             "matplotlib>=3.8",

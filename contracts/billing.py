@@ -37,9 +37,13 @@ class WalletOperation:
 
 @attrs.frozen
 class OperationPage:
+    """A page of wallet operations, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[WalletOperation]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 @attrs.frozen
@@ -58,7 +62,16 @@ class DepositResult:
 class PaymentRequest:
     order_id: str = attrs.field(validator=types.identifier)
     user_id: str = attrs.field(validator=types.identifier)
-    amount: int = attrs.field(validator=types.amount)
+    amount: int = attrs.field(validator=types.total)
+    currency: str = attrs.field(validator=types.currency)
+
+
+@attrs.frozen
+class Abandonment:
+    """The terms of the payment an order will never make; the order is the path's."""
+
+    user_id: str = attrs.field(validator=types.identifier)
+    amount: int = attrs.field(validator=types.total)
     currency: str = attrs.field(validator=types.currency)
 
 
@@ -141,7 +154,7 @@ OPERATIONS = (
         "abandon_payment",
         "Record a decline for an order that never reached payment; return the decision that stands",
         callers=frozenset({GATEWAY}),
-        request=PaymentRequest,
+        request=Abandonment,
         responses={200: Payment, 201: Payment, 409: ErrorBody, 422: ErrorBody},
     ),
 )

@@ -249,20 +249,30 @@ EXAMPLES: dict[type, dict[str, Any]] = {
         "pending_samovar": PENDING_SAMOVAR,
         "cancelled": CANCELLED_ORDER,
     },
-    orders.OrderPage: {"newest_first": orders.OrderPage(items=[CANCELLED_ORDER, PAID_ORDER], limit=20, offset=0)},
+    orders.OrderPage: {
+        "newest_first": orders.OrderPage(items=[CANCELLED_ORDER, PAID_ORDER], limit=20, offset=0),
+        "more_to_come": orders.OrderPage(items=[CANCELLED_ORDER], limit=1, offset=0, next_before=CANCELLED_ORDER.id),
+    },
     billing.NewWallet: {"rub": NEW_WALLET},
     billing.Wallet: {"after_payment": WALLET, "new": EMPTY_WALLET},
     billing.OperationPage: {
-        "newest_first": billing.OperationPage(items=[PAYMENT_OPERATION, DEPOSIT_OPERATION], limit=20, offset=0)
+        "newest_first": billing.OperationPage(items=[PAYMENT_OPERATION, DEPOSIT_OPERATION], limit=20, offset=0),
+        "more_to_come": billing.OperationPage(
+            items=[PAYMENT_OPERATION], limit=1, offset=0, next_before=PAYMENT_OPERATION.id
+        ),
     },
     billing.Deposit: {"with_key": DEPOSIT, "without_key": billing.Deposit(amount=10000)},
     billing.DepositResult: {"topped_up": DEPOSIT_RESULT},
     billing.PaymentRequest: {"tea": PAYMENT_REQUEST},
+    billing.Abandonment: {
+        "tea": billing.Abandonment(user_id=USER_ID, amount=PAYMENT_REQUEST.amount, currency=PAYMENT_REQUEST.currency)
+    },
     billing.Payment: {"debited": PAYMENT, "declined": DECLINED_PAYMENT},
     notifications.LetterRequest: {"paid": PAID_LETTER_REQUEST, "cancelled": CANCELLED_LETTER_REQUEST},
     notifications.Letter: {"happy": HAPPY_LETTER, "sad": SAD_LETTER},
     notifications.LetterPage: {
-        "newest_first": notifications.LetterPage(items=[SAD_LETTER, HAPPY_LETTER], limit=20, offset=0)
+        "newest_first": notifications.LetterPage(items=[SAD_LETTER, HAPPY_LETTER], limit=20, offset=0),
+        "more_to_come": notifications.LetterPage(items=[SAD_LETTER], limit=1, offset=0, next_before=SAD_LETTER.id),
     },
     gateway.OrderRequest: {"tea": PAID_ORDER_REQUEST, "samovar": CANCELLED_ORDER_REQUEST},
     gateway.DepositRequest: {"hundred_rub": DEPOSIT_REQUEST},

@@ -16,7 +16,7 @@ class LetterRequest:
     order_id: str = attrs.field(validator=types.identifier)
     user_id: str = attrs.field(validator=types.identifier)
     status: str = attrs.field(validator=types.one_of(*types.FINAL_STATUSES))
-    total: int = attrs.field(validator=types.amount)
+    total: int = attrs.field(validator=types.total)
     currency: str = attrs.field(validator=types.currency)
     reason: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.text(1, 200)))
 
@@ -36,9 +36,13 @@ class Letter:
 
 @attrs.frozen
 class LetterPage:
+    """A page of letters, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[Letter]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 OPERATIONS = (
@@ -67,8 +71,8 @@ OPERATIONS = (
         callers=frozenset({GATEWAY}),
         responses={200: LetterPage, 422: ErrorBody},
         query=(
-            Query("user_id", str, "only letters to this user"),
-            Query("order_id", str, "only letters about this order"),
+            Query("user_id", str, "only letters to this user", constraints=types.UUID_QUERY),
+            Query("order_id", str, "only letters about this order", constraints=types.UUID_QUERY),
             *PAGE_QUERY,
         ),
     ),

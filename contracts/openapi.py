@@ -10,6 +10,7 @@ committed ones are current. A test fails when they are not.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import re
@@ -37,11 +38,20 @@ SERVICES: dict[str, tuple[Operation, ...]] = {
 DIRECTORY = Path(__file__).parent / "openapi"
 JSON = "application/json"
 REF = "#/components/schemas/"
-# Printable characters only, as the text validator demands.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 LOWERCASE_UUID = types.UUID_RE.pattern
 REQUEST_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 REQUEST_ID_HEADER = "#/components/headers/RequestId"
+# Every integer on the wire (money, counts, pages) is a JSON integer literal.
+INTEGER = {"type": "integer", "format": "int64"}
+INTEGERS_NOTE = (
+    "Integers (`format: int64`) are written as JSON integers: `100`, never `100.0` or `1e2`; "
+    "a number with a fraction or an exponent is refused with 422."
+)
+# A negated character class in a Python pattern, such as ``[^@\s]``.
+NEGATED_CLASS = re.compile(r"\[\^(?:\\.|[^\\\]])*\]")
+EVERY_CODE_POINT = range(0x110000)
+BMP = range(0x10000)
+SURROGATES = range(0xD800, 0xE000)
 
 TITLES = {
     "gateway": "syncorders API gateway",
@@ -98,7 +108,9 @@ OPERATION_TEXT = {
     ("auth", "login", 401): "Wrong login or password, or a missing or invalid service credential",
     ("auth", "register", 409): "Login taken",
     ("orders", "create_order", 200): "This idempotency key created the order before: the same order",
-    ("orders", "create_order", 409): "Another run is creating this order; retry shortly",
+    ("orders", "create_order", 409): "Another run is creating this order (retry shortly), "
+    "or this idempotency key made an order with other items",
+    ("billing", "deposit", 409): "This idempotency key made a deposit of another amount",
     ("orders", "set_status", 409): "The order is already final with the other status",
     ("notifications", "send_letter", 200): "Sent before for this order and status: the same letter",
     ("notifications", "send_letter", 404): "Profiles has no contact data for the customer",
@@ -109,13 +121,73 @@ class UnknownValidator(Exception):
     """A contract validator the generator cannot express: teach it here."""
 
 
+@functools.cache
+def _all_code_points() -> str:
+    return "".join(map(chr, EVERY_CODE_POINT))
+
+
+def _escaped(low: int, high: int) -> str:
+    return f"\\u{low:04x}" if low == high else f"\\u{low:04x}-\\u{high:04x}"
+
+
+@functools.cache
+def ecma_class(one_character: str) -> str:
+    """The characters a Python regex for one character matches, written so that
+    ECMA-262 (with the ``u`` flag, as JSON Schema reads patterns), Python and Rust
+    regexes all read the same set, and Schemathesis draws from all of it.
+
+    The set is written as the characters it refuses, a negated class of ``\\uXXXX``
+    ranges: every engine then takes any character beyond U+FFFF alike. Surrogates must be
+    refused, yet a Rust regex cannot name one: the range from U+D7FF to U+E000 refuses
+    them (and, for Rust, only its two ends), and the ends are admitted again when the
+    set takes them.
+    """
+    refused: list[list[int]] = []
+    previous = -1
+    for taken in re.finditer(f"(?:{one_character})+", _all_code_points()):
+        if taken.start() > previous + 1:
+            refused.append([previous + 1, taken.start() - 1])
+        previous = taken.end() - 1
+    if previous < EVERY_CODE_POINT[-1]:
+        refused.append([previous + 1, EVERY_CODE_POINT[-1]])
+    if not any(low <= SURROGATES[0] and SURROGATES[-1] <= high for low, high in refused):
+        raise UnknownValidator(f"{one_character!r} takes surrogates: refuse them all")
+    if any(high > BMP[-1] for _low, high in refused):
+        raise UnknownValidator(f"{one_character!r} refuses characters beyond U+FFFF")
+    ends = (SURROGATES[0] - 1, SURROGATES[-1] + 1)
+    readmitted = [end for end in ends if not any(low <= end <= high for low, high in refused)]
+    widened: list[list[int]] = []
+    for low, high in sorted([*refused, list(ends)]):
+        if widened and low <= widened[-1][1] + 1:
+            widened[-1][1] = max(widened[-1][1], high)
+        else:
+            widened.append([low, high])
+    listed = f"[^{''.join(_escaped(low, high) for low, high in widened)}]"
+    if not readmitted:
+        return listed
+    return f"(?:{listed}|[{''.join(_escaped(end, end) for end in readmitted)}])"
+
+
+def ecma_pattern(python_pattern: str, refused: str = "") -> str:
+    """A Python pattern for JSON Schema: each negated class becomes the explicit set of
+    :func:`ecma_class`, less the characters of the class body ``refused``."""
+    exclude = f"(?![{refused}])" if refused else ""
+    return NEGATED_CLASS.sub(lambda found: ecma_class(exclude + found.group()), python_pattern)
+
+
+def text_pattern() -> str:
+    """What :func:`contracts.types.text` takes: no character of ``UNSAFE_TEXT_CHARS``."""
+    return f"^{ecma_class(f'[^{types.UNSAFE_TEXT_CHARS}]')}*$"
+
+
 def _known_validators() -> dict[Any, dict[str, Any]]:
     return {
         types.amount: {"minimum": 1, "maximum": types.MAX_AMOUNT},
+        types.total: {"minimum": 1, "maximum": types.MAX_TOTAL},
         types.quantity: {"minimum": 1, "maximum": types.MAX_QUANTITY},
         types.currency: {"pattern": types.CURRENCY_RE.pattern},
         types.login: {"pattern": types.LOGIN_RE.pattern, "minLength": 3, "maxLength": 64},
-        types.email: {"pattern": types.EMAIL_RE.pattern, "maxLength": 254},
+        types.email: {"pattern": ecma_pattern(types.EMAIL_RE.pattern, types.UNSAFE_TEXT_CHARS), "maxLength": 254},
         types.identifier: {"format": "uuid", "pattern": LOWERCASE_UUID},
         types.items_count: {"minItems": 1, "maxItems": types.MAX_ITEMS},
     }
@@ -140,7 +212,7 @@ def validator_schema(validator: Any) -> dict[str, Any]:
     # The factories in contracts.types close over their arguments.
     captured = inspect.getclosurevars(validator).nonlocals
     if validator.__qualname__ == "text.<locals>.check":
-        return {"minLength": captured["min_len"], "maxLength": captured["max_len"], "pattern": NO_CONTROL_CHARACTERS}
+        return {"minLength": captured["min_len"], "maxLength": captured["max_len"], "pattern": text_pattern()}
     if validator.__qualname__ == "one_of.<locals>.check":
         return {"enum": list(captured["choices"])}
     raise UnknownValidator(f"no JSON Schema for validator {validator!r}")
@@ -159,7 +231,7 @@ class Builder:
         if tp is bool:
             return {"type": "boolean"}
         if tp is int:
-            return {"type": "integer"}
+            return dict(INTEGER)
         if tp is type(None):
             return {"type": "null"}
         origin = typing.get_origin(tp)
@@ -219,6 +291,9 @@ class Builder:
 
 def _constrain(prop: dict[str, Any], constraints: dict[str, Any]) -> dict[str, Any]:
     """Constraints apply to the value, not to a ``null`` it may also be."""
+    if "enum" in constraints and isinstance(prop.get("type"), list) and "null" in prop["type"]:
+        # An enum names every value allowed: the null too.
+        constraints = {**constraints, "enum": [*constraints["enum"], None]}
     if "anyOf" in prop:
         first, *others = prop["anyOf"]
         return {"anyOf": [{**first, **constraints} if "$ref" not in first else first, *others]}
@@ -226,7 +301,8 @@ def _constrain(prop: dict[str, Any], constraints: dict[str, Any]) -> dict[str, A
 
 
 def _query_parameter(query: Query) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer"} if query.kind is int else {"type": "string"}
+    schema: dict[str, Any] = dict(INTEGER) if query.kind is int else {"type": "string"}
+    schema.update(query.constraints)
     return {
         "name": query.name,
         "in": "query",
@@ -334,8 +410,10 @@ def build(service: str) -> dict[str, Any]:
         "info": {
             "title": TITLES[service],
             "version": "1.0.0",
-            "description": PURPOSES[service] + " Money is an integer of minor units plus a currency code. "
-            "Every error has the body `ErrorBody`.",
+            "description": PURPOSES[service]
+            + " Money is an integer of minor units plus a currency code. "
+            + INTEGERS_NOTE
+            + " Every error has the body `ErrorBody`.",
         },
         "servers": [{"url": f"http://127.0.0.1:{DEFAULT_PORTS[service]}"}],
         "paths": paths,
@@ -347,8 +425,10 @@ def build(service: str) -> dict[str, Any]:
                     "name": "X-Request-ID",
                     "in": "header",
                     "required": False,
-                    "description": "Followed through every service's log; one is made when absent or unsafe",
-                    "schema": {"type": "string", "pattern": REQUEST_ID},
+                    "description": "Followed through every service's log. Kept when it is 1 to 64 of "
+                    "`A-Z a-z 0-9 . _ : -`; any other value, like none, is replaced by a new ID, which the "
+                    "answer's `X-Request-ID` names. Never a reason to refuse a request.",
+                    "schema": {"type": "string"},
                 }
             },
             "headers": {

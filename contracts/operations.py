@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from contracts.errors import ErrorBody
+from contracts.types import UUID_QUERY
 
 # The six services, and the port each listens on unless configured otherwise.
 SERVICES = ("gateway", "auth", "profiles", "orders", "billing", "notifications")
@@ -29,6 +30,8 @@ class Query:
     kind: type = str
     description: str = ""
     required: bool = False
+    # JSON Schema keywords beyond the type: what the service checks in the value.
+    constraints: dict[str, Any] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -59,10 +62,46 @@ class Operation:
         return dict(sorted(statuses.items()))
 
 
+# A page of a listing: ``services.common.web.page`` enforces these.
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
+# Offsets are written in at most nine digits.
+MAX_OFFSET = 999_999_999
 PAGE_QUERY = (
-    Query("limit", int, "page size, 1 to 100 (default 20)"),
-    Query("offset", int, "items to skip (default 0)"),
+    Query(
+        "limit",
+        int,
+        f"page size, 1 to {MAX_PAGE} (default {DEFAULT_PAGE})",
+        constraints={"minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
+    ),
+    Query(
+        "offset",
+        int,
+        f"items to skip, 0 to {MAX_OFFSET} (default 0); after `before` when both are given",
+        constraints={"minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+    ),
+    # Keyset paging: a page starts after an item, not at a count, so it costs the same at
+    # any depth, and items added or changed meanwhile neither repeat nor skip any.
+    Query(
+        "before",
+        str,
+        "only items older than this one, by its ID: the previous page's `next_before`"
+        " (an ID not in the listing gives an empty page)",
+        constraints=UUID_QUERY,
+    ),
 )
+
+
+@attrs.frozen
+class Page:
+    """Which part of a newest-first listing :data:`PAGE_QUERY` asks for: up to ``limit``
+    items older than the item whose ID is ``before`` (when given), less the first
+    ``offset`` of them."""
+
+    limit: int = DEFAULT_PAGE
+    offset: int = 0
+    before: str | None = None
+
 
 # Statuses the shared plumbing (services/common/web.py, errors.py, trust.py) answers on
 # a route's behalf. They are part of every document, but not of ``responses``: a typed

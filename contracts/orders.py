@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
 from contracts import types
 from contracts.errors import ErrorBody
 from contracts.operations import GATEWAY, PAGE_QUERY, Operation, Query
+
+# A time in a query: UTC, as the services write times (``services.common.clock.iso``).
+# Year 0000 and leap seconds are valid RFC 3339 that no Python datetime holds.
+UTC_TIME_RE = re.compile(
+    r"^(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
+)
+UTC_TIME = {"format": "date-time", "pattern": UTC_TIME_RE.pattern}
 
 
 @attrs.frozen
@@ -56,9 +66,13 @@ class Order:
 
 @attrs.frozen
 class OrderPage:
+    """A page of orders, newest first. ``next_before`` is the ``before`` that asks for
+    the next page (the ID of this page's last item), null on the last page."""
+
     items: list[Order]
     limit: int
     offset: int
+    next_before: str | None = attrs.field(default=None, validator=attrs.validators.optional(types.identifier))
 
 
 OPERATIONS = (
@@ -79,10 +93,10 @@ OPERATIONS = (
         callers=frozenset({GATEWAY}),
         responses={200: OrderPage, 422: ErrorBody},
         query=(
-            Query("user_id", str, "only this user's orders"),
-            Query("status", str, "only orders in this status"),
-            Query("updated_before", str, "only orders last changed before this ISO-8601 time"),
-            Query("updated_after", str, "only orders last changed at or after this ISO-8601 time"),
+            Query("user_id", str, "only this user's orders", constraints=types.UUID_QUERY),
+            Query("status", str, "only orders in this status", constraints={"enum": list(types.ORDER_STATUSES)}),
+            Query("updated_before", str, "only orders last changed before this UTC time", constraints=UTC_TIME),
+            Query("updated_after", str, "only orders last changed at or after this UTC time", constraints=UTC_TIME),
             *PAGE_QUERY,
         ),
     ),

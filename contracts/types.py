@@ -17,12 +17,17 @@ from contracts.converter import FieldInvalid
 MAX_AMOUNT = 10**12
 MAX_QUANTITY = 10_000
 MAX_ITEMS = 100
+# An order's total is bounded by what its items allow (10^18 < 2^63), so no order the
+# item bounds admit is refused for its sum; one no wallet covers is declined.
+MAX_TOTAL = MAX_ITEMS * MAX_QUANTITY * MAX_AMOUNT
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 LOGIN_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
 # Deliberately plain: one @, no whitespace or control characters, a dot in the domain.
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,63}$")
 # The canonical text of a UUID, as ``str(uuid.UUID(...))`` writes it.
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A query parameter that names a user or an order: the services take the canonical text.
+UUID_QUERY = {"format": "uuid", "pattern": UUID_RE.pattern}
 # Characters no text field takes: C0 and C1 controls, DEL, the line and paragraph
 # separators, the bidirectional embeddings, overrides and isolates (they reorder what a
 # reader sees), and the lone surrogates (no UTF-8 encoder can send them back).
@@ -36,6 +41,11 @@ FINAL_STATUSES = ("paid", "cancelled")
 def amount(_inst: Any, att: attrs.Attribute, value: int) -> None:
     if not 0 < value <= MAX_AMOUNT:
         raise FieldInvalid(att.name, f"must be a positive integer of minor units, at most {MAX_AMOUNT}")
+
+
+def total(_inst: Any, att: attrs.Attribute, value: int) -> None:
+    if not 0 < value <= MAX_TOTAL:
+        raise FieldInvalid(att.name, f"must be a positive integer of minor units, at most {MAX_TOTAL}")
 
 
 def quantity(_inst: Any, att: attrs.Attribute, value: int) -> None:

@@ -1,5 +1,6 @@
-"""``syncorders``: run the system, one service, the demo, recovery, key rotation and
-the sequence diagram, and the benchmark."""
+"""``syncorders``: run the system, one service, the demo, recovery, key rotation, service
+tokens and the sequence diagram, the benchmark, the prefill of a large history and the
+measurement of what it costs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common import logs
-from services.common.config import SERVICES, Settings
+from services.common.config import INTERNAL_SERVICES, SERVICES, Settings
 
 APPS = {
     "gateway": "orchestrator.app",
@@ -27,6 +28,21 @@ APPS = {
 }
 
 
+def _leave_unloaded(service: str, settings: Settings) -> None:
+    """Libraries a service has no use for but which its imports would load anyway, each
+    costing every such process several MB: kept out of it."""
+    unused = []
+    if not settings.database(service).startswith("postgres"):
+        # peewee imports every database driver it finds.
+        unused += ["psycopg2", "psycopg"]
+    if _without_cryptography(service):
+        # PyJWT imports the cryptography package whenever it is installed, for the
+        # asymmetric algorithms (8 MB); HS256 needs none of it.
+        unused.append("cryptography")
+    for name in unused:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from services.common.server import StopSignals, serve, tune_allocator
     from services.common.tracing import Tracing
@@ -34,16 +50,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # Caught from the start: as a container's PID 1 an uncaught SIGTERM is ignored.
     stop = StopSignals().install()
     tune_allocator()
-    if _without_cryptography(args.service):
-        # cryptography costs 8 MB in each process that loads it, and only Auth needs it
-        # (it signs customers' tokens and makes keys): service tokens are HMAC, and the
-        # gateway verifies signatures with the OpenSSL the interpreter has loaded.
-        sys.modules.setdefault("cryptography", None)  # type: ignore[arg-type]
-    if not settings.database(args.service).startswith("postgres"):
-        # peewee imports every database driver it finds; a service on SQLite has no use
-        # for PostgreSQL's client library, which costs each process several MB.
-        for driver in ("psycopg2", "psycopg"):
-            sys.modules.setdefault(driver, None)  # type: ignore[arg-type]
     logs.configure(args.service, settings.log_level)
     tracing = Tracing(args.service)
     app = importlib.import_module(APPS[args.service]).create_app(settings, tracing=tracing)
@@ -66,6 +72,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _without_cryptography(service: str) -> bool:
+    """Only Auth needs cryptography (it signs customers' tokens and makes keys): service
+    tokens are HS256, and the gateway verifies signatures with the OpenSSL the
+    interpreter has loaded, where it has Ed25519."""
     if service == "auth":
         return False
     if service == "gateway":
@@ -122,9 +131,9 @@ def _operator_password(settings: Settings, new: bool) -> str:
 
 
 def cmd_diagram(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator.diagram import mermaid
+    from orchestrator.diagram import mermaid, steps_text
 
-    sys.stdout.write(mermaid())
+    sys.stdout.write(steps_text() if args.steps else mermaid())
     return 0
 
 
@@ -156,15 +165,36 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from services.auth import keys
-    from services.auth.models import MODELS
-    from services.common.db import create_schema, open_database
+    from services.auth.store import AuthStore
 
-    db = open_database(settings.database("auth"), max_connections=1)
-    create_schema(db, MODELS)
-    with db.connection_context():
-        kid = keys.rotate(db, publish_ahead=settings.jwks_refresh_interval + settings.token_leeway)
+    store = AuthStore.open(settings, max_connections=1)
+    try:
+        with store.connection():
+            kid = keys.rotate(store, publish_ahead=settings.jwks_refresh_interval + settings.token_leeway)
+    finally:
+        store.close()
     print(f"new signing key {kid} is published now and signs from {settings.jwks_refresh_interval:.0f} s on")
     return 0
+
+
+def cmd_service_token(args: argparse.Namespace, settings: Settings) -> int:
+    from services.common.trust import ServiceTokens
+
+    header = ServiceTokens(settings.secret(create=False), args.caller).header(args.target)
+    print(header.removeprefix("Bearer "))
+    return 0
+
+
+def cmd_prefill(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import prefill
+
+    return prefill.main(args, settings)
+
+
+def cmd_growth(args: argparse.Namespace, settings: Settings) -> int:
+    from orchestrator import growth
+
+    return growth.main(args, settings)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -189,7 +219,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--gateway", default=None, help="gateway URL (default: SYNCORDERS_GATEWAY_URL)")
     demo.set_defaults(func=cmd_demo)
 
-    sub.add_parser("diagram", help="print the flow's sequence diagram as Mermaid").set_defaults(func=cmd_diagram)
+    diagram = sub.add_parser("diagram", help="print the flow's sequence diagram as Mermaid")
+    diagram.add_argument("--steps", action="store_true", help="the flow's steps as the design words them, instead")
+    diagram.set_defaults(func=cmd_diagram)
 
     recover = sub.add_parser("recover", help="finish orders and letters left behind by failures")
     recover.add_argument("--older-than", type=float, default=None, help="seconds a pending order must be idle")
@@ -199,6 +231,25 @@ def parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="signing keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     keys_sub.add_parser("rotate", help="publish a new signing key").set_defaults(func=cmd_rotate)
+    token = sub.add_parser(
+        "service-token",
+        help="print a service token for calling one internal service as another (valid 5 minutes)",
+    )
+    token.add_argument("target", choices=INTERNAL_SERVICES, help="the service to call")
+    token.add_argument("--caller", required=True, choices=SERVICES, help="the service the token speaks for")
+    token.set_defaults(func=cmd_service_token)
+
+    from orchestrator import sizes
+
+    filling = sub.add_parser("prefill", help="write a long history of customers and orders straight into the databases")
+    sizes.prefill_arguments(filling)
+    filling.set_defaults(func=cmd_prefill)
+    growing = sub.add_parser(
+        "growth", help="measure the order flow, a list and recovery on a prefilled stack against an empty one"
+    )
+    sizes.growth_arguments(growing)
+    growing.set_defaults(func=cmd_growth)
+
     from orchestrator.bench import add_arguments
 
     bench = sub.add_parser("bench", help="benchmark the order flow against the stack's own ceiling")
@@ -208,8 +259,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
     settings = Settings.from_env()
+    if words[:1] == ["serve"] and len(words) > 1 and words[1] in SERVICES:
+        # Before the parser is built: building it imports the benchmark's options, and
+        # with them most of the system.
+        _leave_unloaded(words[1], settings)
+    args = parser().parse_args(argv)
     func: Any = args.func
     return int(func(args, settings))
 

@@ -27,6 +27,15 @@ def _arrow(actor: str, target: str, text: str) -> str:
     return f"    {NAMES[actor]}{'-->>' if dashed else '->>'}{NAMES[target]}: {text}"
 
 
+def steps_text() -> str:
+    """The flow's steps, numbered, each in the design's words, and who performs it."""
+    lines = []
+    for step in FLOW:
+        performer = NAMES[step.actor] + (f" → {NAMES[step.target]}" if step.target else "")
+        lines.append(f"{step.number:>2}. [{performer}] {step.sentence}")
+    return "\n".join(lines) + "\n"
+
+
 def mermaid() -> str:
     lines = [
         "sequenceDiagram",

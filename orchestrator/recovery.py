@@ -61,51 +61,79 @@ class Report:
 
 
 def _orders(services: flow.Services, report: Report, what: str, **query: Any) -> list[orders.Order]:
-    """All matching orders, collected before any is changed (changes move pages). A page
-    that Orders fails to send while it is up (a 5xx, a body the contract refuses: one
-    row it cannot read) is asked for again one order at a time, so only that row is
-    lost to this run; it is reported by its place in the listing, and Orders' log names
-    it. Orders down stops the listing (``DownstreamError``)."""
+    """All matching orders, newest first, collected before any is changed. Each page
+    starts after the last order of the one before (``before``), not at a count, so
+    orders that change or arrive meanwhile make none repeat or go missing. A page that
+    Orders fails to send while it is up (a 5xx, a body the contract refuses: one row it
+    cannot read) is asked for again one order at a time, so only that row is lost to
+    this run; it is reported by its place in the listing, and Orders' log names it.
+    Orders down stops the listing (``DownstreamError``)."""
     found: list[orders.Order] = []
-    offset = 0
+    # The listing goes on after the order ``before``, less the ``skip`` rows after it
+    # already passed (rows that could not be read have no ID to go on from).
+    before: str | None = None
+    skip = passed = 0
     while True:
         try:
-            page = _page(services, PAGE, offset, query)
-            ended = len(page) < PAGE
+            page = _page(services, PAGE, skip, before, query)
         except DownstreamError as exc:
             if exc.reason not in ROW_FAILURES:
                 raise
-            page, ended = _one_at_a_time(services, report, what, offset, query)
-        found.extend(page)
-        if ended:
+            read, ended = _one_at_a_time(services, report, what, passed, skip, before, query)
+            passed += len(read)
+            found.extend(order for order in read if order is not None)
+            if ended:
+                return found
+            good = [(place, order) for place, order in enumerate(read) if order is not None]
+            if good:
+                place, last = good[-1]
+                before, skip = last.id, len(read) - place - 1
+            else:
+                skip += len(read)
+            continue
+        found.extend(page.items)
+        passed += len(page.items)
+        if page.next_before is None:
             return found
-        offset += PAGE
+        before, skip = page.next_before, 0
 
 
 def _one_at_a_time(
-    services: flow.Services, report: Report, what: str, start: int, query: dict[str, Any]
-) -> tuple[list[orders.Order], bool]:
-    """The page at ``start``, order by order; and whether the listing ended in it."""
-    found: list[orders.Order] = []
-    for offset in range(start, start + PAGE):
+    services: flow.Services,
+    report: Report,
+    what: str,
+    passed: int,
+    skip: int,
+    before: str | None,
+    query: dict[str, Any],
+) -> tuple[list[orders.Order | None], bool]:
+    """The page after ``before`` and ``skip`` rows, order by order (None for a row that
+    cannot be read); and whether the listing ended in it."""
+    read: list[orders.Order | None] = []
+    for offset in range(skip, skip + PAGE):
         try:
-            page = _page(services, 1, offset, query)
+            page = _page(services, 1, offset, before, query)
         except DownstreamError as exc:
             if exc.reason not in ROW_FAILURES:
                 raise
-            report.failures.append(f"{what} order no. {offset + 1} of the listing (newest first) cannot be read: {exc}")
+            place = passed + len(read) + 1
+            report.failures.append(f"{what} order no. {place} of the listing (newest first) cannot be read: {exc}")
+            read.append(None)
             continue
-        if not page:
-            return found, True
-        found.extend(page)
-    return found, False
+        if not page.items:
+            return read, True
+        read.extend(page.items)
+    return read, False
 
 
-def _page(services: flow.Services, limit: int, offset: int, query: dict[str, Any]) -> list[orders.Order]:
-    reply = services.orders.list_orders(limit=limit, offset=offset, **query)
+def _page(
+    services: flow.Services, limit: int, offset: int, before: str | None, query: dict[str, Any]
+) -> orders.OrderPage:
+    reply = services.orders.list_orders(limit=limit, offset=offset, before=before, **query)
     if reply.error is not None:
         raise DownstreamError("orders", "refused", f"{reply.status} {reply.error.code}", reply.status)
-    return reply.data.items
+    page: orders.OrderPage = reply.data
+    return page
 
 
 def _describe(exc: Exception) -> str:

@@ -93,8 +93,9 @@ class WalletOperations:
         self.billing = billing_client
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, offset = page(req)
-        respond(resp, passed_on(self.billing.list_operations(req.context.user_id, limit, offset)))
+        asked = page(req)
+        reply = self.billing.list_operations(req.context.user_id, asked.limit, asked.offset, asked.before)
+        respond(resp, passed_on(reply))
 
 
 class Deposits:
@@ -152,8 +153,10 @@ class Orders:
         respond(resp, run.result, 201)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, offset = page(req)
-        reply = self.services.orders.list_orders(user_id=req.context.user_id, limit=limit, offset=offset)
+        asked = page(req)
+        reply = self.services.orders.list_orders(
+            user_id=req.context.user_id, limit=asked.limit, offset=asked.offset, before=asked.before
+        )
         respond(resp, passed_on(reply))
 
 
@@ -199,10 +202,11 @@ class Letters:
         self.notifications = notifications
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, offset = page(req)
-        respond(
-            resp, passed_on(self.notifications.list_letters(user_id=req.context.user_id, limit=limit, offset=offset))
+        asked = page(req)
+        reply = self.notifications.list_letters(
+            user_id=req.context.user_id, limit=asked.limit, offset=asked.offset, before=asked.before
         )
+        respond(resp, passed_on(reply))
 
 
 class Letter:

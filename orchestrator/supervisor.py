@@ -87,7 +87,8 @@ class Stack:
         )
         if stderr is not None and not isinstance(stderr, int):
             stderr.close()
-        url = _await_listening(popen, service, timeout)
+        log_file = self.log_dir / f"{name}.log" if self.log_dir is not None else None
+        url = _await_listening(popen, service, timeout, log_file)
         bound = int(url.rsplit(":", 1)[1])
         # Restarts keep the port, so callers' URLs stay right.
         self.ports[name] = bound
@@ -130,7 +131,7 @@ class Stack:
                 process.popen.kill()
 
 
-def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float) -> str:
+def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float, log_file: Path | None = None) -> str:
     assert popen.stdout is not None
     deadline = time.monotonic() + timeout
     marker = f"syncorders {service} listening on "
@@ -138,7 +139,7 @@ def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: floa
     buffer = b""
     while time.monotonic() < deadline:
         if popen.poll() is not None:
-            raise StartFailed(f"{service} exited with code {popen.returncode} before listening")
+            raise StartFailed(f"{service} exited with code {popen.returncode} before listening{_last_lines(log_file)}")
         chunk = popen.stdout.read()
         if chunk:
             buffer += chunk
@@ -147,4 +148,13 @@ def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: floa
                     return line[len(marker) :].strip()
         time.sleep(0.02)
     popen.kill()
-    raise StartFailed(f"{service} did not start listening within {timeout} s")
+    raise StartFailed(f"{service} did not start listening within {timeout} s{_last_lines(log_file)}")
+
+
+def _last_lines(log_file: Path | None, count: int = 15) -> str:
+    """The end of a service's log, for a start that failed: why it failed, where the
+    failure is reported (a supervisor's terminal, a CI log)."""
+    if log_file is None or not log_file.exists():
+        return ""
+    lines = log_file.read_text(errors="replace").splitlines()[-count:]
+    return "; its log ends:\n" + "\n".join(f"    {line}" for line in lines)

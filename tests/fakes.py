@@ -102,8 +102,15 @@ class Fake:
         return self._answer(operation, status, ErrorBody(code=code, title=title), fault)
 
 
-def _page(items: list[Any], limit: int, offset: int) -> list[Any]:
-    return list(reversed(items))[offset : offset + limit]
+def _page(items: list[Any], limit: int, offset: int, before: str | None = None) -> tuple[list[Any], str | None]:
+    """A page of ``items`` (oldest first) newest first, as the services page them, and
+    the next page's ``before``."""
+    newest_first = list(reversed(items))
+    if before is not None:
+        ids = [item.id for item in newest_first]
+        newest_first = newest_first[ids.index(before) + 1 :] if before in ids else []
+    page = newest_first[offset : offset + limit + 1]
+    return page[:limit], page[limit - 1].id if len(page) > limit else None
 
 
 class FakeOrders(Fake):
@@ -187,14 +194,15 @@ class FakeOrders(Fake):
             return self._refusal("get_order", 404, "not_found", "Not found", fault)
         return self._answer("get_order", 200, order, fault)
 
-    def list_orders(self, limit: int = 20, offset: int = 0, **query: Any) -> Reply:
+    def list_orders(self, limit: int = 20, offset: int = 0, before: str | None = None, **query: Any) -> Reply:
         fault = self._before("list_orders", query)
         found = [
             order
             for order in self.orders.values()
             if query.get("user_id") in (None, order.user_id) and query.get("status") in (None, order.status)
         ]
-        page = orders.OrderPage(items=_page(found, limit, offset), limit=limit, offset=offset)
+        items, following = _page(found, limit, offset, before)
+        page = orders.OrderPage(items=items, limit=limit, offset=offset, next_before=following)
         return self._answer("list_orders", 200, page, fault)
 
 
@@ -335,10 +343,11 @@ class FakeNotifications(Fake):
             self.letters[(data.order_id, data.status)] = letter
             return self._answer("send_letter", 201, letter, fault)
 
-    def list_letters(self, limit: int = 20, offset: int = 0, **query: Any) -> Reply:
+    def list_letters(self, limit: int = 20, offset: int = 0, before: str | None = None, **query: Any) -> Reply:
         fault = self._before("list_letters", query)
         found = [letter for letter in self.letters.values() if query.get("user_id") in (None, letter.user_id)]
-        page = notifications.LetterPage(items=_page(found, limit, offset), limit=limit, offset=offset)
+        items, following = _page(found, limit, offset, before)
+        page = notifications.LetterPage(items=items, limit=limit, offset=offset, next_before=following)
         return self._answer("list_letters", 200, page, fault)
 
 

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from contracts import auth as wire
 from services.auth.models import SigningKey
+from services.auth.store import AuthStore
 from services.common.db import utcnow
 
 ALGORITHM = "EdDSA"
@@ -55,66 +56,62 @@ def _load(pem: str) -> Ed25519PrivateKey:
     return key
 
 
-def _store(key: Ed25519PrivateKey, activates_at: datetime.datetime) -> SigningKey:
-    kid = thumbprint(key.public_key())
+def _keep(store: AuthStore, key: Ed25519PrivateKey, activates_at: datetime.datetime) -> SigningKey:
+    row = SigningKey(
+        kid=thumbprint(key.public_key()), private_pem=_pem(key), created_at=utcnow(), activates_at=activates_at
+    )
     try:
-        return SigningKey.create(kid=kid, private_pem=_pem(key), created_at=utcnow(), activates_at=activates_at)
+        with store.transaction():
+            store.add(row)
+        return row
     except peewee.IntegrityError:
-        return SigningKey.get_by_id(kid)
+        kept = store.key(row.kid)
+        assert kept is not None, "the insert clashed with this key"
+        return kept
 
 
-def ensure_key(db: peewee.Database, key_file: str | None) -> None:
+def ensure_key(store: AuthStore, key_file: str | None) -> None:
     """At start: the configured key, or the kept one, or a new one."""
-    with db.connection_context():
+    with store.connection():
         if key_file:
             key = _load(Path(key_file).read_text())
-            if SigningKey.get_or_none(SigningKey.kid == thumbprint(key.public_key())) is None:
-                with db.atomic():
-                    SigningKey.update(superseded_at=utcnow()).where(SigningKey.superseded_at.is_null()).execute()
-                    _store(key, utcnow())
+            if store.key(thumbprint(key.public_key())) is None:
+                with store.transaction():
+                    store.supersede(utcnow())
+                    _keep(store, key, utcnow())
             return
-        if SigningKey.select().where(SigningKey.superseded_at.is_null()).exists():
+        if store.current_keys():
             return
-        _store(Ed25519PrivateKey.generate(), utcnow())
+        _keep(store, Ed25519PrivateKey.generate(), utcnow())
 
 
-def rotate(db: peewee.Database, publish_ahead: float) -> str:
+def rotate(store: AuthStore, publish_ahead: float) -> str:
     """Publish a new key now, sign with it ``publish_ahead`` seconds from now."""
     now = utcnow()
-    with db.atomic():
-        current = list(SigningKey.select().where(SigningKey.superseded_at.is_null()))
-        row = _store(Ed25519PrivateKey.generate(), now + datetime.timedelta(seconds=publish_ahead))
-        ids = [key.kid for key in current if key.kid != row.kid]
-        if ids:
-            SigningKey.update(superseded_at=row.activates_at).where(SigningKey.kid.in_(ids)).execute()
+    with store.transaction():
+        current = store.current_keys()
+        row = _keep(store, Ed25519PrivateKey.generate(), now + datetime.timedelta(seconds=publish_ahead))
+        kids = [key.kid for key in current if key.kid != row.kid]
+        if kids:
+            store.supersede(row.activates_at, kids)
     return row.kid
-
-
-def _signing_row() -> SigningKey:
-    now = utcnow()
-    row = (
-        SigningKey.select()
-        .where(SigningKey.activates_at <= now)
-        .order_by(SigningKey.activates_at.desc(), SigningKey.created_at.desc())
-        .first()
-    )
-    if row is None:
-        raise RuntimeError("no signing key")
-    return row
 
 
 class Signer:
     """Signs access tokens with the newest active key (read per login, so a rotation
     reaches every replica), keeping parsed keys in memory."""
 
-    def __init__(self, issuer: str, audience: str, ttl: int) -> None:
+    def __init__(self, store: AuthStore, issuer: str, audience: str, ttl: int) -> None:
+        self.store = store
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
         self._parsed: dict[str, Ed25519PrivateKey] = {}
 
     def sign(self, user_id: str, login: str) -> wire.AccessToken:
-        row = _signing_row()
+        row = self.store.signing_key(utcnow())
+        if row is None:
+            raise RuntimeError("no signing key")
         key = self._parsed.get(row.kid)
         if key is None:
             key = self._parsed[row.kid] = _load(row.private_pem)
@@ -133,12 +130,11 @@ class Signer:
         return wire.AccessToken(access_token=token, token_type="Bearer", expires_in=self.ttl)
 
 
-def published(token_ttl: int) -> wire.Jwks:
+def published(store: AuthStore, token_ttl: int) -> wire.Jwks:
     """Every key that signs now, will sign soon, or signed a token still valid."""
     horizon = utcnow() - datetime.timedelta(seconds=token_ttl + 60)
-    rows = SigningKey.select().where(SigningKey.superseded_at.is_null() | (SigningKey.superseded_at > horizon))
     keys = []
-    for row in rows.order_by(SigningKey.created_at.desc()):
+    for row in store.published_keys(horizon):
         public = _load(row.private_pem).public_key()
         keys.append(
             wire.Jwk(kty="OKP", crv="Ed25519", x=_b64url(_public_bytes(public)), kid=row.kid, alg=ALGORITHM, use="sig")

@@ -7,6 +7,7 @@ import falcon
 from contracts import auth as wire
 from services.auth import keys, logic
 from services.auth.passwords import Cost
+from services.auth.store import AuthStore
 from services.common.clients import BillingClient, ProfilesClient
 from services.common.config import Settings
 from services.common.errors import ApiError
@@ -14,7 +15,10 @@ from services.common.web import read_body, respond
 
 
 class UsersResource:
-    def __init__(self, settings: Settings, cost: Cost, profiles: ProfilesClient, billing: BillingClient) -> None:
+    def __init__(
+        self, store: AuthStore, settings: Settings, cost: Cost, profiles: ProfilesClient, billing: BillingClient
+    ) -> None:
+        self.store = store
         self.settings = settings
         self.cost = cost
         self.profiles = profiles
@@ -22,12 +26,13 @@ class UsersResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.Registration)
-        user = logic.register(data, self.profiles, self.billing, self.settings.currency, self.cost)
+        user = logic.register(self.store, data, self.profiles, self.billing, self.settings.currency, self.cost)
         respond(resp, user, 201)
 
 
 class TokensResource:
-    def __init__(self, settings: Settings, cost: Cost, signer: keys.Signer) -> None:
+    def __init__(self, store: AuthStore, settings: Settings, cost: Cost, signer: keys.Signer) -> None:
+        self.store = store
         self.settings = settings
         self.cost = cost
         self.signer = signer
@@ -36,6 +41,7 @@ class TokensResource:
         data = read_body(req, wire.Credentials)
         try:
             token = logic.login(
+                self.store,
                 data,
                 self.signer,
                 self.settings.login_max_failures,
@@ -55,8 +61,9 @@ class TokensResource:
 
 
 class JwksResource:
-    def __init__(self, token_ttl: int) -> None:
+    def __init__(self, store: AuthStore, token_ttl: int) -> None:
+        self.store = store
         self.token_ttl = token_ttl
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        respond(resp, keys.published(self.token_ttl))
+        respond(resp, keys.published(self.store, self.token_ttl))

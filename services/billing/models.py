@@ -1,11 +1,9 @@
-"""Billing's tables. The balance is a column guarded by a CHECK, changed only by
-conditional updates, so it never goes below zero even under concurrent payments."""
+"""Billing's tables. The balance is a column guarded by a CHECK, changed only by the
+store's conditional updates, so it never goes below zero even under concurrent payments."""
 
 from __future__ import annotations
 
 import peewee
-
-from services.common.db import Insert, Statement
 
 
 class Wallet(peewee.Model):
@@ -19,7 +17,7 @@ class Operation(peewee.Model):
     # The sequence orders operations newest first; the UUID is what the wire shows.
     seq = peewee.AutoField()
     id = peewee.CharField(max_length=36, unique=True)
-    user_id = peewee.CharField(max_length=36, index=True)
+    user_id = peewee.CharField(max_length=36)
     kind = peewee.CharField(max_length=16)
     amount = peewee.BigIntegerField()
     currency = peewee.CharField(max_length=3)
@@ -29,7 +27,11 @@ class Operation(peewee.Model):
     created_at = peewee.DateTimeField()
 
     class Meta:
-        indexes = ((("user_id", "idempotency_key"), True),)
+        indexes = (
+            (("user_id", "idempotency_key"), True),
+            # A customer's operations newest first, read backwards: no sort.
+            (("user_id", "seq"), False),
+        )
 
 
 class Payment(peewee.Model):
@@ -48,28 +50,5 @@ class Payment(peewee.Model):
 
 
 MODELS = (Wallet, Operation, Payment)
-
-# The statements every payment runs (see services.common.db.Statement).
-FIND_PAYMENT = Statement('SELECT 1 FROM "payment" WHERE "order_id" = ?')
-# The debit is the check: it matches only a wallet in the order's currency that covers
-# the amount, so the balance cannot go below zero.
-DEBIT = Statement(
-    'UPDATE "wallet" SET "balance" = "balance" - ? WHERE "user_id" = ? AND "currency" = ? AND "balance" >= ?'
-)
-BALANCE = Statement('SELECT "balance" FROM "wallet" WHERE "user_id" = ?')
-INSERT_OPERATION = Insert(
-    Operation, "id", "user_id", "kind", "amount", "currency", "balance_after", "order_id", "created_at"
-)
-INSERT_PAYMENT = Insert(
-    Payment,
-    "id",
-    "order_id",
-    "user_id",
-    "amount",
-    "currency",
-    "outcome",
-    "reason_code",
-    "reason",
-    "operation",
-    "created_at",
-)
+# Indexes earlier versions made, which the ones above replace: dropped at start.
+RETIRED_INDEXES = ("operation_user_id",)

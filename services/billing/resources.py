@@ -3,40 +3,42 @@
 from __future__ import annotations
 
 import falcon
-import peewee
 
 from contracts import billing as wire
 from services.billing import logic
+from services.billing.store import BillingStore
 from services.common.errors import ApiError
 from services.common.web import page, read_body, respond
 
 
 class WalletResource:
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
         data = read_body(req, wire.NewWallet)
-        wallet, created = logic.open_wallet(self.db, str(user_id), data.currency)
+        wallet, created = logic.open_wallet(self.store, str(user_id), data.currency)
         respond(resp, wallet, 201 if created else 200)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
-        respond(resp, logic.get_wallet(str(user_id)))
+        respond(resp, logic.get_wallet(self.store, str(user_id)))
 
 
 class OperationsResource:
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
-        limit, offset = page(req)
-        respond(resp, logic.list_operations(str(user_id), limit, offset))
+        respond(resp, logic.list_operations(self.store, str(user_id), page(req)))
 
 
 class DepositsResource:
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: object) -> None:
         data = read_body(req, wire.Deposit)
-        result, created = logic.deposit(self.db, str(user_id), data)
+        result, created = logic.deposit(self.store, str(user_id), data)
         respond(resp, result, 201 if created else 200)
 
 
@@ -48,30 +50,32 @@ def declined(exc: logic.Declined) -> ApiError:
 
 
 class PaymentsResource:
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = read_body(req, wire.PaymentRequest)
         try:
-            payment, created = logic.pay(self.db, data)
+            payment, created = logic.pay(self.store, data)
         except logic.Declined as exc:
             raise declined(exc) from exc
         respond(resp, payment, 201 if created else 200)
 
 
 class PaymentResource:
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
-        respond(resp, logic.get_payment(str(order_id)))
+        respond(resp, logic.get_payment(self.store, str(order_id)))
 
 
 class AbandonResource:
-    def __init__(self, db: peewee.Database) -> None:
-        self.db = db
+    def __init__(self, store: BillingStore) -> None:
+        self.store = store
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, order_id: object) -> None:
-        data = read_body(req, wire.PaymentRequest)
-        if data.order_id != str(order_id):
-            raise ApiError(422, "validation_failed", "Order ID differs from the path")
-        payment, created = logic.abandon(self.db, data)
+        terms = read_body(req, wire.Abandonment)
+        request = wire.PaymentRequest(str(order_id), terms.user_id, terms.amount, terms.currency)
+        payment, created = logic.abandon(self.store, request)
         respond(resp, payment, 201 if created else 200)

@@ -74,8 +74,9 @@ class BillingClient(_Typed):
     def get_wallet(self, user_id: str) -> Reply:
         return self._call("get_wallet", idempotent=True, user_id=user_id)
 
-    def list_operations(self, user_id: str, limit: int, offset: int) -> Reply:
-        return self._call("list_operations", idempotent=True, query={"limit": limit, "offset": offset}, user_id=user_id)
+    def list_operations(self, user_id: str, limit: int, offset: int, before: str | None = None) -> Reply:
+        query = {"limit": limit, "offset": offset, "before": before}
+        return self._call("list_operations", idempotent=True, query=query, user_id=user_id)
 
     def deposit(self, user_id: str, data: billing.Deposit) -> Reply:
         # Retried only when a key makes the retry land on the same deposit.
@@ -88,7 +89,8 @@ class BillingClient(_Typed):
         return self._call("get_payment", idempotent=True, order_id=order_id)
 
     def abandon_payment(self, data: billing.PaymentRequest) -> Reply:
-        return self._call("abandon_payment", body=data, idempotent=True, order_id=data.order_id)
+        terms = billing.Abandonment(user_id=data.user_id, amount=data.amount, currency=data.currency)
+        return self._call("abandon_payment", body=terms, idempotent=True, order_id=data.order_id)
 
 
 class OrdersClient(_Typed):

@@ -114,10 +114,16 @@ class Settings:
         connect and its send timeouts."""
         return 2 * self.smtp_timeout + 1
 
-    def secret(self) -> str:
+    def secret(self, create: bool = True) -> str:
         """The shared service credential: configured, or kept in the data folder so
-        every service started on this machine agrees on it."""
-        return self.service_secret or self._kept("service-secret")[0]
+        every service started on this machine agrees on it (made there unless ``create``
+        is false, which makes a missing one an error)."""
+        if self.service_secret:
+            return self.service_secret
+        path = Path(self.data_dir) / "service-secret"
+        if not path.exists() and not create:
+            raise SystemExit(f"configuration: no service secret in {path} and SYNCORDERS_SERVICE_SECRET is unset")
+        return self._kept("service-secret")[0]
 
     def operator(self) -> str:
         """The console's operator password: configured, or kept in the data folder."""

@@ -1,10 +1,13 @@
 """Databases: an embedded SQLite file by default, PostgreSQL when given its URL.
 
-Connections are pooled (per thread for SQLite) and opened and returned around each
-request by :class:`DatabaseMiddleware`; a pooled PostgreSQL connection the server has
-closed is replaced before use. A database that cannot be reached is a ``503
-database_unavailable``, one that is busy with another transaction's locks a ``503
-database_busy`` (:func:`on_database_error`); health and metrics never touch it.
+Each service reaches its database through one :class:`Store` of its own, which holds
+the database and every statement the service runs on it; the models are table
+declarations bound to no database. Connections are pooled (per thread for SQLite) and
+opened and returned around each request by :class:`DatabaseMiddleware`; a pooled
+PostgreSQL connection the server has closed is replaced before use. A database that
+cannot be reached is a ``503 database_unavailable``, one that is busy with another
+transaction's locks a ``503 database_busy`` (:func:`on_database_error`); health and
+metrics never touch it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlparse
 
 import falcon
@@ -26,10 +29,12 @@ from playhouse.db_url import parse as parse_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 # Re-exported: the services' logic takes its times from here with its database.
+from contracts.operations import Page
 from services.common.clock import iso, parse_iso, utcnow
+from services.common.config import Settings
 from services.common.errors import DEFAULT_RETRY_AFTER, ApiError, on_unexpected
 
-__all__ = ["iso", "parse_iso", "utcnow"]
+__all__ = ["Page", "iso", "parse_iso", "utcnow"]
 
 M = TypeVar("M", bound=peewee.Model)
 log = logging.getLogger(__name__)
@@ -127,21 +132,34 @@ def write_transaction(db: peewee.Database) -> peewee._atomic:
     return db.atomic()
 
 
-def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
-    """Create missing tables and indexes; replicas starting together may race on
-    PostgreSQL's catalog, so a clash is retried."""
-    db.bind(models, bind_refs=False, bind_backrefs=False)
-    for attempt in range(5):
-        try:
-            with db.connection_context():
-                db.create_tables(models, safe=True)
-                add_new_columns(db, models)
-            return
-        except peewee.IntegrityError:
-            time.sleep(0.2 * (attempt + 1))
-    with db.connection_context():
-        db.create_tables(models, safe=True)
-        add_new_columns(db, models)
+# How long a starting service waits for its database to answer, seconds.
+SCHEMA_WAIT = 30.0
+
+
+def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], retired: Sequence[str] = ()) -> None:
+    """Create missing tables and indexes, and drop the ``retired`` indexes that newer
+    ones replace (a database an earlier version made gains the new ones here; on a
+    large table that takes a while). Replicas starting together may race on
+    PostgreSQL's catalog (a clash reads as a unique violation or "already exists"), and
+    a database may come up after its service: both are retried, for a bounded time. The
+    models are bound to ``db`` for this alone, and unbound again."""
+    deadline = time.monotonic() + SCHEMA_WAIT
+    attempt = 0
+    with db.bind_ctx(models, bind_refs=False, bind_backrefs=False):
+        while True:
+            try:
+                with db.connection_context():
+                    db.create_tables(models, safe=True)
+                    add_new_columns(db, models)
+                    for index in retired:
+                        db.execute_sql(f'DROP INDEX IF EXISTS "{index}"')
+                return
+            except (peewee.IntegrityError, peewee.ProgrammingError, peewee.OperationalError) as exc:
+                attempt += 1
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("creating the schema, attempt %d: %s: %s", attempt, type(exc).__name__, exc)
+                time.sleep(min(0.2 * attempt, 2.0))
 
 
 def add_new_columns(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
@@ -196,6 +214,11 @@ def _table(model: type[peewee.Model]) -> str:
     return f'"{model._meta.table_name}"'
 
 
+def columns(model: type[peewee.Model]) -> str:
+    """Every column of ``model``, named with its table, in the order :func:`load` reads."""
+    return ", ".join(f'{_table(model)}."{field.column_name}"' for field in model._meta.sorted_fields)
+
+
 class Insert(Statement):
     """``INSERT`` of a fixed set of a model's fields, their values given by name."""
 
@@ -209,11 +232,14 @@ class Insert(Statement):
             raise TypeError(f"insert needs exactly {', '.join(self.fields)}")
         self.execute(db, *(values[name] for name in self.fields))
 
+    def instance(self, db: peewee.Database, row: peewee.Model) -> None:
+        """Insert a model instance made in memory (a foreign key as its ID, unread)."""
+        self.execute(db, *(row.__data__.get(name) for name in self.fields))
+
 
 def select_statement(model: type[peewee.Model], where: str) -> Statement:
     """``SELECT`` of every column of ``model`` ``WHERE where``, for :func:`load`."""
-    columns = ", ".join(f'"{field.column_name}"' for field in model._meta.sorted_fields)
-    return Statement(f"SELECT {columns} FROM {_table(model)} WHERE {where}")
+    return Statement(f"SELECT {columns(model)} FROM {_table(model)} WHERE {where}")
 
 
 def load(model: type[M], values: Sequence[Any]) -> M:
@@ -221,6 +247,26 @@ def load(model: type[M], values: Sequence[Any]) -> M:
     as peewee converts it (SQLite hands back times as text)."""
     fields = model._meta.sorted_fields
     return model(**{field.name: field.python_value(value) for field, value in zip(fields, values, strict=True)})
+
+
+def newest_first(query: peewee.ModelSelect, page: Page, owner: str | None = None) -> tuple[list[Any], str | None]:
+    """The page of ``query``'s rows, newest first (by ``seq``), and the ``before`` of the
+    next page (the last row's ID), None when no row follows. The item ``before`` names
+    is looked up among ``owner``'s rows when given (a customer's cursor cannot be
+    another customer's item); one not found gives an empty page. With an index on the
+    listing's filter and ``seq``, a page costs the same at any depth."""
+    model = query.model
+    if page.before is not None:
+        anchor = model.alias()
+        named = anchor.id == page.before
+        if owner is not None:
+            named &= anchor.user_id == owner
+        query = query.where(model.seq < anchor.select(anchor.seq).where(named))
+    # One row more than asked says whether another page follows.
+    rows = list(query.order_by(model.seq.desc()).limit(page.limit + 1).offset(page.offset))
+    following = len(rows) > page.limit
+    del rows[page.limit :]
+    return rows, rows[-1].id if following else None
 
 
 # Why a database error is answered with a 503, and the answer's code, title and description.
@@ -361,3 +407,72 @@ def check(db: peewee.Database) -> str:
         return "ok"
     except Exception as exc:  # any failure means not ready; the kind is reported
         return f"failed: {outage(db, exc) or 'error'}: {type(_driver_error(exc)).__name__}"
+
+
+class Store:
+    """A service's database and every statement the service runs on it.
+
+    Each service has one (``services/<name>/store.py``), made by its app factory from
+    the settings (:meth:`open`) or given to it. Its models are bound to no database:
+    the store runs each query on its own, so two stores in one process (tests, tools)
+    never reach each other's database. The transactions are the store's too."""
+
+    service: ClassVar[str]
+    models: ClassVar[Sequence[type[peewee.Model]]]
+    # Indexes of earlier versions that the models' own replace.
+    retired_indexes: ClassVar[Sequence[str]] = ()
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, settings: Settings, *, max_connections: int | None = None) -> Self:
+        """The service's database as ``settings`` name it, its tables made or completed.
+        The pool has room for each of the service's threads and a few more."""
+        if max_connections is None:
+            max_connections = settings.thread_count(cls.service) + 4
+        db = open_database(settings.database(cls.service), max_connections=max_connections)
+        create_schema(db, cls.models, cls.retired_indexes)
+        return cls(db)
+
+    def close(self) -> None:
+        self.db.close_all()
+
+    def connection(self) -> peewee._ConnectionContext:
+        """A connection for work outside a request (a request has one already)."""
+        return self.db.connection_context()
+
+    def transaction(self) -> peewee._atomic:
+        return self.db.atomic()
+
+    def write_transaction(self) -> peewee._atomic:
+        return write_transaction(self.db)
+
+    def savepoint(self) -> contextlib.AbstractContextManager[Any]:
+        return savepoint(self.db)
+
+    def check(self) -> str:
+        return check(self.db)
+
+    def add(self, row: peewee.Model) -> None:
+        """Insert a model instance made in memory; a unique key it clashes with raises
+        ``peewee.IntegrityError``."""
+        self.insert(type(row), **row.__data__).execute()
+
+    def save(self, row: peewee.Model) -> None:
+        """Write a row read earlier, with the values it holds now, back by its key."""
+        model = type(row)
+        self.update(model, **row.__data__).where(model._meta.primary_key == row._pk).execute()
+
+    # The query builder's queries, run on this store's database.
+    def select(self, model: type[M], *fields: Any) -> peewee.ModelSelect:
+        return model.select(*fields).bind(self.db)
+
+    def insert(self, model: type[peewee.Model], **values: Any) -> peewee.ModelInsert:
+        return model.insert(**values).bind(self.db)
+
+    def update(self, model: type[peewee.Model], **values: Any) -> peewee.ModelUpdate:
+        return model.update(**values).bind(self.db)
+
+    def delete(self, model: type[peewee.Model]) -> peewee.ModelDelete:
+        return model.delete().bind(self.db)

@@ -55,15 +55,15 @@ class Urllib3Transport:
     schemes = ("http", "https")
 
     def __init__(self, timeouts: Timeouts, pool_size: int) -> None:
-        # Imported only when chosen: it brings http.client, email and ssl, a few MB.
+        # Imported only when chosen: with what it brings (ssl, http.client) it costs
+        # every process several MB otherwise.
         import urllib3
 
-        self.urllib3 = urllib3
+        self.errors = urllib3.exceptions
         self.timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         self.pool = urllib3.PoolManager(num_pools=8, maxsize=pool_size, block=False, retries=False)
 
     def send(self, method: str, url: str, body: bytes | None, headers: dict[str, str], max_bytes: int) -> RawResponse:
-        urllib3 = self.urllib3
         try:
             resp = self.pool.request(
                 method,
@@ -79,14 +79,14 @@ class Urllib3Transport:
                 data = resp.read(max_bytes + 1)
             finally:
                 resp.release_conn()
-        except urllib3.exceptions.NewConnectionError as exc:
+        except self.errors.NewConnectionError as exc:
             # A refused connection: urllib3 files it under ConnectTimeoutError, but the
             # service is down, not slow.
             raise TransportUnavailable(str(exc)) from exc
-        except urllib3.exceptions.TimeoutError as exc:
+        except self.errors.TimeoutError as exc:
             raise TransportTimeout(str(exc)) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            if isinstance(getattr(exc, "reason", None), urllib3.exceptions.TimeoutError):
+        except self.errors.HTTPError as exc:
+            if isinstance(getattr(exc, "reason", None), self.errors.TimeoutError):
                 raise TransportTimeout(str(exc)) from exc
             raise TransportUnavailable(str(exc)) from exc
         return RawResponse(resp.status, resp.headers, data)
@@ -101,7 +101,7 @@ class RequestsTransport:
         import urllib3
 
         self.requests = requests
-        self.urllib3 = urllib3
+        self.urllib3_errors = urllib3.exceptions
         self.timeout = (timeouts.connect, timeouts.read)
         self.pool_size = pool_size
         # A Session is not documented as thread-safe: one per thread.
@@ -127,7 +127,7 @@ class RequestsTransport:
                 resp.close()
         except self.requests.Timeout as exc:
             raise TransportTimeout(str(exc)) from exc
-        except (self.requests.RequestException, self.urllib3.exceptions.HTTPError) as exc:
+        except (self.requests.RequestException, self.urllib3_errors.HTTPError) as exc:
             raise TransportUnavailable(str(exc)) from exc
         return RawResponse(resp.status_code, resp.headers, data)
 

@@ -18,6 +18,7 @@ import falcon.media
 from opentelemetry.trace import Tracer
 
 from contracts.converter import printable, structure, unstructure
+from contracts.operations import DEFAULT_PAGE, MAX_PAGE, Page
 from contracts.types import UUID_RE
 from services.common import errors
 from services.common.logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
@@ -26,8 +27,6 @@ from services.common.tracing import NO_TRACING, CallLog, TraceRequests, outbound
 
 log = logging.getLogger("access")
 MAX_JSON_DEPTH = 16
-MAX_PAGE = 100
-DEFAULT_PAGE = 20
 
 
 def _json_depth_ok(value: Any) -> bool:
@@ -161,15 +160,14 @@ def respond(resp: falcon.Response, obj: Any, status: int = 200) -> None:
     resp.media = unstructure(obj)
 
 
-def page(req: falcon.Request) -> tuple[int, int]:
-    """``limit`` and ``offset`` from the query string, capped."""
+def page(req: falcon.Request) -> Page:
+    """``limit``, ``offset`` and ``before`` from the query string, within the bounds of
+    ``contracts.operations.PAGE_QUERY``."""
     limit = _int_param(req, "limit", DEFAULT_PAGE)
     offset = _int_param(req, "offset", 0)
     if not 1 <= limit <= MAX_PAGE:
         raise errors.ApiError(422, "validation_failed", "Invalid query", f"limit must be 1 to {MAX_PAGE}.")
-    if offset < 0:
-        raise errors.ApiError(422, "validation_failed", "Invalid query", "offset must not be negative.")
-    return limit, offset
+    return Page(limit, offset, id_param(req, "before"))
 
 
 def _int_param(req: falcon.Request, name: str, default: int) -> int:

@@ -10,11 +10,11 @@ from contracts import notifications as wire
 from contracts import profiles
 from contracts.types import new_id, scrub
 from services.common.clients import ProfilesClient
-from services.common.db import iso, load, utcnow
+from services.common.db import Page, iso, utcnow
 from services.common.errors import NotFound
-from services.notifications import models
 from services.notifications.mailer import Mailer
 from services.notifications.models import Letter
+from services.notifications.store import LetterStore
 
 SENT, STORED, FAILED = "sent", "stored", "failed"
 
@@ -46,25 +46,33 @@ def money(amount: int, currency: str) -> str:
 def compose(request: wire.LetterRequest, profile: profiles.Profile) -> tuple[str, str, str]:
     """The happy letter for a paid order, the sad one for a cancelled order. A name
     stored before names were checked is written with U+FFFD for what is now refused."""
-    total = money(request.total, request.currency)
-    name = scrub(profile.first_name)
-    if request.status == "paid":
+    return letter_text(
+        request.status, request.order_id, request.total, request.currency, request.reason, scrub(profile.first_name)
+    )
+
+
+def letter_text(
+    status: str, order_id: str, total_amount: int, currency: str, reason: str | None, name: str
+) -> tuple[str, str, str]:
+    """The letter's kind, subject and body for an order in ``status``, to ``name``."""
+    total = money(total_amount, currency)
+    if status == "paid":
         return (
             "happy",
-            f"Your order {request.order_id} is paid",
-            f"Hello {name},\n\nyour order {request.order_id} for {total} is paid. Thank you!\n",
+            f"Your order {order_id} is paid",
+            f"Hello {name},\n\nyour order {order_id} for {total} is paid. Thank you!\n",
         )
-    reason = request.reason or "the payment did not go through"
+    reason = reason or "the payment did not go through"
     return (
         "sad",
-        f"Your order {request.order_id} was cancelled",
-        f"Hello {name},\n\nwe are sorry: your order {request.order_id} for {total} "
+        f"Your order {order_id} was cancelled",
+        f"Hello {name},\n\nwe are sorry: your order {order_id} for {total} "
         f"was cancelled ({reason}). No money was taken.\n",
     )
 
 
 def send_letter(
-    db: peewee.Database,
+    store: LetterStore,
     request: wire.LetterRequest,
     profiles_client: ProfilesClient,
     mailer: Mailer | None,
@@ -72,69 +80,55 @@ def send_letter(
 ) -> tuple[wire.Letter, bool]:
     """Step 10. A letter already sent for this order and status is returned as it is
     (and delivered again only if its delivery failed)."""
-    found = models.BY_ORDER.first(db, request.order_id, request.status)
-    if found is not None:
-        row, created = load(Letter, found), False
-    else:
+    row, created = store.for_order(request.order_id, request.status), False
+    if row is None:
         reply = profiles_client.get_profile(request.user_id)
         if reply.error is not None:
             raise NoProfile("Profiles has no contact data for this customer.")
         profile: profiles.Profile = reply.data
         kind, subject, body = compose(request, profile)
-        values = {
-            "id": new_id(),
-            "order_id": request.order_id,
-            "order_status": request.status,
-            "user_id": request.user_id,
-            "kind": kind,
-            "recipient": profile.email,
-            "subject": subject,
-            "body": body,
-            "delivery": FAILED if mailer else STORED,
-            "created_at": utcnow(),
-        }
+        new = Letter(
+            id=new_id(),
+            order_id=request.order_id,
+            order_status=request.status,
+            user_id=request.user_id,
+            kind=kind,
+            recipient=profile.email,
+            subject=subject,
+            body=body,
+            delivery=FAILED if mailer else STORED,
+            created_at=utcnow(),
+        )
         try:
-            with db.atomic():
-                models.INSERT_LETTER.row(db, **values)
-            row, created = Letter(**values), True
+            with store.transaction():
+                store.add_letter(new)
+            row, created = new, True
         except peewee.IntegrityError:
-            row = Letter.get((Letter.order_id == request.order_id) & (Letter.order_status == request.status))
-            created = False
+            row = store.for_order(request.order_id, request.status)
+            assert row is not None, "the insert clashed with this letter"
     # Stored first, delivered second: a lost delivery is retried, never the letter lost.
-    if mailer is not None and row.delivery == FAILED and _claim_delivery(row, delivery_claim):
+    if mailer is not None and row.delivery == FAILED and _claim_delivery(store, row, delivery_claim):
         delivered = mailer.send(row.recipient, row.subject, row.body)
         row.delivery = SENT if delivered else FAILED
-        Letter.update(delivery=row.delivery, delivery_claimed_until=None).where(Letter.id == row.id).execute()
+        store.delivered(row.id, row.delivery)
     return to_wire(row), created
 
 
-def _claim_delivery(row: Letter, seconds: float) -> bool:
+def _claim_delivery(store: LetterStore, row: Letter, seconds: float) -> bool:
     """Only one of several parallel requests for the same letter may mail it; a claim
     left by a sender that died lapses after ``seconds``."""
     now = utcnow()
-    return bool(
-        Letter.update(delivery_claimed_until=now + datetime.timedelta(seconds=seconds))
-        .where(
-            (Letter.id == row.id)
-            & (Letter.delivery == FAILED)
-            & (Letter.delivery_claimed_until.is_null() | (Letter.delivery_claimed_until < now))
-        )
-        .execute()
-    )
+    return store.claim_delivery(row.id, FAILED, now + datetime.timedelta(seconds=seconds), now)
 
 
-def listing(user_id: str | None, order_id: str | None, limit: int, offset: int) -> wire.LetterPage:
-    query = Letter.select()
-    if user_id is not None:
-        query = query.where(Letter.user_id == user_id)
-    if order_id is not None:
-        query = query.where(Letter.order_id == order_id)
-    rows = query.order_by(Letter.seq.desc()).limit(limit).offset(offset)
-    return wire.LetterPage(items=[to_wire(row) for row in rows], limit=limit, offset=offset)
+def listing(store: LetterStore, user_id: str | None, order_id: str | None, page: Page) -> wire.LetterPage:
+    rows, following = store.listing(user_id, order_id, page)
+    items = [to_wire(row) for row in rows]
+    return wire.LetterPage(items=items, limit=page.limit, offset=page.offset, next_before=following)
 
 
-def get(letter_id: str) -> wire.Letter:
-    row = Letter.get_or_none(Letter.id == letter_id)
+def get(store: LetterStore, letter_id: str) -> wire.Letter:
+    row = store.letter(letter_id)
     if row is None:
         raise NotFound("No such letter.")
     return to_wire(row)

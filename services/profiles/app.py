@@ -5,21 +5,22 @@ from __future__ import annotations
 import falcon
 
 from contracts import profiles as wire
-from services.common import db as database
 from services.common.config import Settings
-from services.common.service import add_readiness, internal_app
+from services.common.service import internal_app
 from services.common.tracing import Tracing
-from services.profiles.models import MODELS
 from services.profiles.resources import ProfileResource
+from services.profiles.store import ProfileStore
 
 SERVICE = "profiles"
 
 
-def create_app(settings: Settings, *, tracing: Tracing | None = None) -> falcon.App:
+def create_app(settings: Settings, *, store: ProfileStore | None = None, tracing: Tracing | None = None) -> falcon.App:
+    """Profiles, keeping its data in ``store`` (by default, the database the settings
+    name)."""
+    store = store or ProfileStore.open(settings)
     tracing = tracing or Tracing(SERVICE)
-    app, db = internal_app(SERVICE, settings, MODELS, wire.OPERATIONS, tracer=tracing.tracer)
-    app.add_route("/profiles/{user_id:uuid}", ProfileResource(db))
-    add_readiness(app, SERVICE, {"database": lambda: database.check(db)})
+    app = internal_app(SERVICE, settings, store, wire.OPERATIONS, tracer=tracing.tracer)
+    app.add_route("/profiles/{user_id:uuid}", ProfileResource(store))
     return app
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import peewee
 
-from services.common.db import select_statement
-
 
 class Profile(peewee.Model):
     user_id = peewee.CharField(max_length=36, primary_key=True)
@@ -17,6 +15,3 @@ class Profile(peewee.Model):
 
 
 MODELS = (Profile,)
-
-# The read every order's letter makes (see services.common.db.Statement).
-BY_USER = select_statement(Profile, '"user_id" = ?')

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
+import attrs
 import falcon
 import falcon.testing
 import pytest
 
 from services.common.config import Settings
+from services.common.db import Store
 from services.common.trust import ServiceTokens
+
+S = TypeVar("S", bound=Store)
 
 
 class ServiceCaller:
@@ -38,3 +43,26 @@ def make_caller(settings: Settings) -> Callable[..., ServiceCaller]:
         return ServiceCaller(create_app(settings, **collaborators), settings, service, caller)
 
     return make
+
+
+@pytest.fixture
+def open_store(settings: Settings, tmp_path: Path) -> Iterator[Callable[[type[S]], S]]:
+    """Opens a service's store on a SQLite file apart from the one ``settings`` name, to
+    give to its app; each is closed after the test."""
+    opened: list[Store] = []
+
+    def open_(kind: type[S]) -> S:
+        url = f"sqlite:///{tmp_path / 'given' / kind.service}.db"
+        store = kind.open(attrs.evolve(settings, databases={kind.service: url}))
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def settings_file(settings: Settings, service: str) -> Path:
+    """The SQLite file ``settings`` name for the service, which an app given a store of
+    its own never makes."""
+    return Path(settings.database(service).split(":///", 1)[1])

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
+from contracts.operations import Page
 from services.billing.app import create_app
+from services.billing.store import BillingStore
+from tests.component.conftest import settings_file
 
 
 @pytest.fixture
@@ -78,7 +82,7 @@ def test_same_order_with_other_terms_is_a_conflict(billing, wallet) -> None:
 def test_abandon_records_a_decline_that_a_late_payment_cannot_override(billing, wallet) -> None:
     billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
     order = str(uuid.uuid4())
-    body = {"order_id": order, "user_id": wallet, "amount": 300, "currency": "RUB"}
+    body = {"user_id": wallet, "amount": 300, "currency": "RUB"}
     abandoned = billing("POST", f"/payments/{order}/abandon", json=body)
     assert abandoned.status_code == 201 and abandoned.json["outcome"] == "declined"
     assert pay(billing, wallet, 300, order).status_code == 406
@@ -89,7 +93,7 @@ def test_abandon_keeps_a_debit_that_happened(billing, wallet) -> None:
     billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1000})
     order = str(uuid.uuid4())
     pay(billing, wallet, 300, order)
-    body = {"order_id": order, "user_id": wallet, "amount": 300, "currency": "RUB"}
+    body = {"user_id": wallet, "amount": 300, "currency": "RUB"}
     kept = billing("POST", f"/payments/{order}/abandon", json=body)
     assert kept.status_code == 200 and kept.json["outcome"] == "debited"
 
@@ -101,7 +105,7 @@ def test_deposit_with_a_key_is_applied_once(billing, wallet) -> None:
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json["wallet"]["balance"] == 250
     reused = billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 1, "idempotency_key": "k1"})
-    assert reused.status_code == 422 and reused.json["code"] == "idempotency_key_reused"
+    assert reused.status_code == 409 and reused.json["code"] == "idempotency_key_reused"
 
 
 def test_operations_list_newest_first_and_pages(billing, wallet) -> None:
@@ -175,3 +179,82 @@ def test_a_database_made_before_decline_codes_gains_the_column_on_start(settings
         columns = {column.name for column in check.get_columns("payment")}
     check.close_all()
     assert "reason_code" in columns
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=%C2%B2",
+        "offset=%D9%A3",
+        "limit=%EF%BC%95",
+        "offset=-1",
+        "offset=1000000000",
+        "limit=0",
+        "limit=",
+        "offset=1.0",
+    ],
+)
+def test_a_page_bound_outside_the_documented_range_is_422_never_a_failure(billing, wallet, query: str) -> None:
+    # "²" and "٣" pass str.isdigit(); int() refuses the first and reads the second as 3.
+    answer = billing("GET", f"/wallets/{wallet}/operations", query_string=query)
+    assert answer.status_code == 422 and answer.json["code"] == "validation_failed", answer.text
+
+
+def test_the_largest_offset_the_document_allows_is_taken(billing, wallet) -> None:
+    answer = billing("GET", f"/wallets/{wallet}/operations", query_string="offset=999999999&limit=100")
+    assert answer.status_code == 200 and answer.json["items"] == []
+
+
+def test_a_payment_as_large_as_an_order_total_can_be_is_declined_not_refused(billing, wallet) -> None:
+    billing("POST", f"/wallets/{wallet}/deposits", json={"amount": 10**12})
+    declined = pay(billing, wallet, 10**18)
+    assert declined.status_code == 406 and declined.json["code"] == "insufficient_funds"
+    assert pay(billing, wallet, 10**18 + 1).status_code == 422
+
+
+def test_the_app_keeps_wallets_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(BillingStore)
+    billing = make_caller(create_app, "billing", store=store)
+    user = str(uuid.uuid4())
+    assert billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"}).status_code == 201
+    assert billing("POST", f"/wallets/{user}/deposits", json={"amount": 1000}).status_code == 201
+    assert pay(billing, user, 400).status_code == 201
+    with store.connection():
+        wallet, (operations, _following) = store.wallet(user), store.operations(user, Page(limit=10))
+    assert wallet is not None and wallet.balance == 600
+    assert [(op.kind, op.amount, op.balance_after) for op in operations] == [
+        ("payment", 400, 600),
+        ("deposit", 1000, 1000),
+    ]
+    assert not settings_file(settings, "billing").exists()
+
+
+def test_a_decision_asked_for_again_is_answered_from_one_read(make_caller, open_store, monkeypatch) -> None:
+    store = open_store(BillingStore)
+    billing = make_caller(create_app, "billing", store=store)
+    user = str(uuid.uuid4())
+    billing.calling_as("auth")("PUT", f"/wallets/{user}", json={"currency": "RUB"})
+    billing("POST", f"/wallets/{user}/deposits", json={"amount": 1000})
+    amounts = {str(uuid.uuid4()): 400, str(uuid.uuid4()): 5000}
+    first = {order: pay(billing, user, amount, order) for order, amount in amounts.items()}
+    assert [answer.status_code for answer in first.values()] == [201, 406]
+    statements: list[str] = []
+    execute_sql = store.db.execute_sql
+
+    def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql.split(None, 1)[0].upper())
+        return execute_sql(sql, *args, **kwargs)
+
+    def queries() -> list[str]:
+        made = [kind for kind in statements if kind in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+        statements.clear()
+        return made
+
+    monkeypatch.setattr(store.db, "execute_sql", recorded)
+    for order, amount in amounts.items():
+        again = pay(billing, user, amount, order)
+        assert again.status_code in (200, 406) and again.json == first[order].json
+        assert queries() == ["SELECT"]
+        read = billing("GET", f"/payments/{order}")
+        assert read.status_code == 200 and read.json["order_id"] == order
+        assert queries() == ["SELECT"]

@@ -29,9 +29,9 @@ from contracts import profiles as wire
 from contracts.operations import AUTH, Operation
 from services.common import db as database
 from services.common.config import Settings
-from services.common.service import add_readiness, internal_app
-from services.profiles.models import MODELS
+from services.common.service import internal_app
 from services.profiles.resources import ProfileResource
+from services.profiles.store import ProfileStore
 from tests.component.conftest import ServiceCaller
 from tests.postgres import PrivateServer
 
@@ -64,12 +64,12 @@ class LosesItsSession:
 def profiles_app(settings: Settings, admin_url: str | None = None) -> tuple[falcon.App, peewee.Database]:
     """Profiles as its factory builds it, plus a route that loses its session."""
     operations = (*wire.OPERATIONS, LOST)
-    app, db = internal_app("profiles", settings, MODELS, operations)
-    app.add_route("/profiles/{user_id:uuid}", ProfileResource(db))
+    store = ProfileStore.open(settings)
+    app = internal_app("profiles", settings, store, operations)
+    app.add_route("/profiles/{user_id:uuid}", ProfileResource(store))
     if admin_url is not None:
-        app.add_route("/lost", LosesItsSession(db, admin_url))
-    add_readiness(app, "profiles", {"database": lambda: database.check(db)})
-    return app, db
+        app.add_route("/lost", LosesItsSession(store.db, admin_url))
+    return app, store.db
 
 
 def outage_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

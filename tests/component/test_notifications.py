@@ -9,6 +9,8 @@ import pytest
 
 from contracts import profiles
 from services.notifications.app import create_app
+from services.notifications.store import LetterStore
+from tests.component.conftest import settings_file
 from tests.fakes import FakeProfiles
 
 
@@ -122,3 +124,17 @@ def test_letters_are_listed_newest_first_and_read_one_by_one(notifications, prof
     assert [letter["id"] for letter in listed.json["items"]] == made[::-1][:2]
     one = notifications("GET", f"/letters/{made[0]}")
     assert one.status_code == 200 and one.json["id"] == made[0]
+
+
+def test_the_app_keeps_letters_in_the_store_it_is_given(
+    make_caller, open_store, settings, profiles_fake, outbox
+) -> None:
+    store = open_store(LetterStore)
+    notifications = make_caller(create_app, "notifications", store=store, profiles=profiles_fake, mailer=outbox)
+    request = letter_request(customer(profiles_fake))
+    sent = notifications("POST", "/letters", json=request)
+    assert sent.status_code == 201
+    with store.connection():
+        row = store.for_order(request["order_id"], "paid")
+    assert row is not None and (row.id, row.kind, row.delivery) == (sent.json["id"], "happy", "sent")
+    assert not settings_file(settings, "notifications").exists()

@@ -6,7 +6,10 @@ import uuid
 
 import pytest
 
+from contracts.types import MAX_AMOUNT, MAX_ITEMS, MAX_QUANTITY, MAX_TOTAL
 from services.orders.app import create_app
+from services.orders.store import OrderStore
+from tests.component.conftest import settings_file
 
 USER = str(uuid.uuid4())
 
@@ -42,7 +45,7 @@ def test_same_key_and_body_returns_the_same_order(orders) -> None:
 def test_same_key_with_another_body_is_422(orders) -> None:
     orders("POST", "/orders", json=new_order())
     other = orders("POST", "/orders", json=new_order(price=999))
-    assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
+    assert other.status_code == 409 and other.json["code"] == "idempotency_key_reused"
 
 
 def test_a_parallel_run_of_the_same_key_is_409_until_released(orders) -> None:
@@ -63,9 +66,13 @@ def test_status_moves_only_from_pending_and_repeats_are_no_ops(orders) -> None:
     assert back.status_code == 422
 
 
-def test_a_total_beyond_the_money_limit_is_refused(orders) -> None:
-    response = orders("POST", "/orders", json=new_order(price=10**12, quantity=2))
-    assert response.status_code == 422 and response.json["code"] == "total_too_large"
+def test_the_largest_order_the_item_bounds_admit_is_taken_and_its_total_kept_exactly(orders) -> None:
+    item = {"name": "Gold", "quantity": MAX_QUANTITY, "price": MAX_AMOUNT}
+    body = {**new_order(), "items": [item] * MAX_ITEMS}
+    response = orders("POST", "/orders", json=body)
+    assert response.status_code == 201
+    assert response.json["total"] == MAX_TOTAL == 10**18
+    assert orders("GET", f"/orders/{response.json['id']}").json["total"] == MAX_TOTAL
 
 
 def test_listing_filters_by_owner_and_status(orders) -> None:
@@ -81,3 +88,54 @@ def test_listing_filters_by_owner_and_status(orders) -> None:
 def test_unknown_order_is_404(orders) -> None:
     assert orders("GET", f"/orders/{uuid.uuid4()}").status_code == 404
     assert orders("GET", "/orders/not-a-uuid").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "",
+        "2026-01-31",
+        "2026-01-31T09:30:00+03:00",
+        "2026-01-31T09:30:00",
+        "2026-02-30T09:30:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-01-31T23:59:60Z",
+        "2026-01-31T09:30:00.1234567Z",
+        "٢٠٢٦-01-31T09:30:00Z",
+    ],
+)
+def test_a_time_filter_that_is_not_a_documented_utc_time_is_422(orders, moment: str) -> None:
+    answer = orders("GET", "/orders", params={"updated_before": moment})
+    assert answer.status_code == 422 and answer.json["code"] == "validation_failed", moment
+
+
+def test_time_filters_take_utc_times_as_the_services_write_them(orders) -> None:
+    created = orders("POST", "/orders", json=new_order()).json
+    before = orders("GET", "/orders", params={"updated_before": "2000-01-01T00:00:00Z"}).json["items"]
+    after = orders("GET", "/orders", params={"updated_after": "2000-01-01T00:00:00.5Z"}).json["items"]
+    assert before == [] and [order["id"] for order in after] == [created["id"]]
+
+
+@pytest.mark.parametrize("status", ["", "PAID", "unknown"])
+def test_a_status_filter_outside_the_documented_ones_is_422(orders, status: str) -> None:
+    assert orders("GET", "/orders", params={"status": status}).status_code == 422
+
+
+def test_the_app_keeps_orders_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(OrderStore)
+    orders = make_caller(create_app, "orders", store=store)
+    created = orders("POST", "/orders", json=new_order())
+    assert created.status_code == 201
+    with store.connection():
+        row = store.order(created.json["id"])
+    assert row is not None and (row.user_id, row.total, row.status) == (USER, 500, "pending")
+    assert not settings_file(settings, "orders").exists()
+
+
+def test_a_new_order_reads_back_as_it_was_answered(orders) -> None:
+    created = orders("POST", "/orders", json=new_order())
+    assert orders("GET", f"/orders/{created.json['id']}").json == created.json
+    # The same key again answers the stored order, with the claim's time.
+    again = orders("POST", "/orders", json=new_order())
+    assert {**again.json, "updated_at": created.json["updated_at"]} == created.json
+    assert orders("GET", f"/orders/{created.json['id']}").json == again.json

@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from services.profiles.app import create_app
+from services.profiles.store import ProfileStore
+from tests.component.conftest import settings_file
 
 DATA = {"email": "anna@example.com", "first_name": "Anna", "last_name": "K"}
 
@@ -36,3 +38,16 @@ def test_notifications_and_gateway_may_read_but_not_write(profiles) -> None:
         reader = profiles.calling_as(caller)
         assert reader("GET", f"/profiles/{user}").json["email"] == DATA["email"]
         assert reader("PUT", f"/profiles/{user}", json=DATA).status_code == 403
+
+
+def test_the_app_keeps_profiles_in_the_store_it_is_given(make_caller, open_store, settings) -> None:
+    store = open_store(ProfileStore)
+    profiles = make_caller(create_app, "profiles", caller="auth", store=store)
+    user = str(uuid.uuid4())
+    assert profiles("PUT", f"/profiles/{user}", json=DATA).status_code == 201
+    changed = profiles("PUT", f"/profiles/{user}", json={**DATA, "last_name": "Karenina"})
+    assert changed.status_code == 200
+    with store.connection():
+        row = store.profile(user)
+    assert row is not None and (row.email, row.last_name) == (DATA["email"], "Karenina")
+    assert not settings_file(settings, "profiles").exists()

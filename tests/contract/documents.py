@@ -17,7 +17,14 @@ import jsonschema
 
 from contracts import openapi
 
-FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+FORMATS = jsonschema.FormatChecker(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+INT64 = range(-(2**63), 2**63)
+
+
+@FORMATS.checks(openapi.INTEGER["format"])
+def _integer_literal(value: object) -> bool:
+    """``100.0`` is the integer 100 to JSON Schema, but the services take only ``100``."""
+    return not isinstance(value, float) and (not isinstance(value, int) or value in INT64)
 
 
 @attrs.frozen

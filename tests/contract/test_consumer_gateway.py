@@ -67,18 +67,6 @@ ROUTES = [
 
 
 @pytest.fixture
-def settings(tmp_path: Path, wiremock: WireMock) -> Settings:
-    return consumer_settings(tmp_path, wiremock)
-
-
-@pytest.fixture
-def keys(wiremock: WireMock) -> ClientKeys:
-    keys = ClientKeys()
-    keys.publish(wiremock)
-    return keys
-
-
-@pytest.fixture
 def call(settings: Settings, keys: ClientKeys) -> Any:
     client = falcon.testing.TestClient(create_app(settings))
     token = keys.token(settings, examples.USER_ID)

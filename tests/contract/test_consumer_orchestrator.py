@@ -52,18 +52,6 @@ FLOW = [CREATE, PAY, STATUS, LETTER]
 
 
 @pytest.fixture
-def settings(tmp_path: Path, wiremock: WireMock) -> Settings:
-    return consumer_settings(tmp_path, wiremock)
-
-
-@pytest.fixture
-def keys(wiremock: WireMock) -> ClientKeys:
-    keys = ClientKeys()
-    keys.publish(wiremock)
-    return keys
-
-
-@pytest.fixture
 def gateway(settings: Settings, keys: ClientKeys) -> Any:
     token = keys.token(settings, examples.USER_ID)
     client = falcon.testing.TestClient(create_app(settings))

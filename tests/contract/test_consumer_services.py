@@ -24,7 +24,6 @@ from services.notifications.app import create_app as create_notifications
 from tests.contract.consumers import (
     ATTEMPTS,
     Misbehaviour,
-    consumer_settings,
     misbehave,
     misbehaviours,
     sent,
@@ -33,11 +32,6 @@ from tests.contract.consumers import (
 from tests.contract.stubs import WireMock, documented, java, request_problems, stub
 
 REQUEST_ID = "contract-run-0002"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, wiremock: WireMock) -> Settings:
-    return consumer_settings(tmp_path, wiremock)
 
 
 def errors_of(service: str, name: str) -> list[int]:

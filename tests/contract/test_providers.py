@@ -97,7 +97,8 @@ def test_orders_answers_every_operation_as_documented(provider: Provider) -> Non
     order = p.expect(201, "orders", "POST", "/orders", json=new).json()
     assert order["status"] == "pending" and order["total"] == 5000
     p.expect(200, "orders", "POST", "/orders", json=new)
-    p.expect(422, "orders", "POST", "/orders", json={**new, "items": [SAMOVAR]})
+    reused = p.expect(409, "orders", "POST", "/orders", json={**new, "items": [SAMOVAR]})
+    assert reused.json()["code"] == "idempotency_key_reused"
     p.expect(200, "orders", "GET", "/orders", params={"user_id": user})
     p.expect(422, "orders", "GET", "/orders", params={"status": "lost"})
     p.expect(200, "orders", "GET", f"/orders/{order['id']}")
@@ -139,13 +140,13 @@ def test_billing_answers_every_operation_as_documented(provider: Provider) -> No
     p.expect(404, "billing", "POST", "/payments", json={**payment, "order_id": new_id(), "user_id": new_id()})
     p.expect(200, "billing", "GET", f"/payments/{payment['order_id']}")
     p.expect(404, "billing", "GET", f"/payments/{new_id()}")
-    abandoned = {**payment, "order_id": new_id()}
+    never_paid, terms = new_id(), {key: payment[key] for key in ("user_id", "amount", "currency")}
     assert (
-        p.expect(201, "billing", "POST", f"/payments/{abandoned['order_id']}/abandon", json=abandoned).json()["outcome"]
-        == "declined"
+        p.expect(201, "billing", "POST", f"/payments/{never_paid}/abandon", json=terms).json()["outcome"] == "declined"
     )
-    p.expect(200, "billing", "POST", f"/payments/{abandoned['order_id']}/abandon", json=abandoned)
-    p.expect(422, "billing", "POST", f"/payments/{new_id()}/abandon", json=abandoned)
+    p.expect(200, "billing", "POST", f"/payments/{never_paid}/abandon", json=terms)
+    # The order is the path's alone: a body naming one is refused, not compared.
+    p.expect(422, "billing", "POST", f"/payments/{new_id()}/abandon", json={**terms, "order_id": never_paid})
     p.expect(403, "billing", "POST", "/payments", json=payment, caller="auth")
     assert p.unanswered("billing") == []
 

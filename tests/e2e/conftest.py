@@ -1,10 +1,14 @@
 """End-to-end fixtures: all six services as real waitress processes on free ports, with
-a real SMTP server receiving the letters."""
+a real SMTP server receiving the letters.
+
+A module that needs its stack started otherwise overrides ``stack_options`` alone (it
+may build on ``smtp_options``); ``stack`` and ``gateway`` then serve its own stack."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,9 +26,21 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
+def smtp_options(smtp: tuple[int, Inbox]) -> dict[str, Any]:
+    """Letters delivered to the module's SMTP server."""
     port, _inbox = smtp
-    running = start_stack(tmp_path_factory.mktemp("stack"), smtp_host="127.0.0.1", smtp_port=port)
+    return {"smtp_host": "127.0.0.1", "smtp_port": port}
+
+
+@pytest.fixture(scope="module")
+def stack_options(smtp_options: dict[str, Any]) -> dict[str, Any]:
+    """How the module's stack is started: ``start_stack``'s keywords."""
+    return smtp_options
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_options: dict[str, Any]) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"), **stack_options)
     yield running
     running.stop()
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import pytest
@@ -23,7 +23,7 @@ from contracts.billing import PaymentRequest
 from orchestrator.supervisor import Stack
 from services.common.clients import BillingClient, OrdersClient, make_client
 from services.common.http import Reply
-from tests.harness import Customer, Gateway, Inbox, start_stack
+from tests.harness import Customer, Gateway, Inbox
 from tests.invariants import assert_invariants, run_recovery
 
 T = TypeVar("T")
@@ -33,11 +33,8 @@ ORDERS = 100
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
-    port, _inbox = smtp
-    running = start_stack(tmp_path_factory.mktemp("stack"), smtp_host="127.0.0.1", smtp_port=port, http_retries=0)
-    yield running
-    running.stop()
+def stack_options(smtp_options: dict[str, Any]) -> dict[str, Any]:
+    return {**smtp_options, "http_retries": 0}
 
 
 def _together(count: int, call: Callable[[int], T]) -> list[T]:

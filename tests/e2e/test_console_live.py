@@ -27,7 +27,7 @@ from tests.console_page import (
     open_run,
     wait_for_row,
 )
-from tests.harness import CHROMIUM_FLAGS, Customer, Gateway, start_stack
+from tests.harness import CHROMIUM_FLAGS, Customer, Gateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
@@ -39,15 +39,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("console"), operator_secret=SECRET)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(stack: Stack) -> Gateway:
-    return Gateway(stack.urls["gateway"])
+def stack_options() -> dict[str, Any]:
+    return {"operator_secret": SECRET}
 
 
 @pytest.fixture(scope="module")

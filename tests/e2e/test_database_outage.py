@@ -17,8 +17,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import attrs
 import pytest
@@ -27,7 +28,7 @@ import requests
 from orchestrator.supervisor import Stack
 from services.common.config import INTERNAL_SERVICES, SERVICES
 from tests.e2e.conftest import log_text
-from tests.harness import Customer, Gateway, start_stack
+from tests.harness import Customer, Gateway
 from tests.invariants import assert_invariants, run_recovery, snapshot
 from tests.postgres import PrivateServer
 
@@ -40,19 +41,18 @@ STEP_OF_CODE = {
     "pay_failed": (5, "billing"),
     "update_status_failed": (7, "orders"),
 }
-# "... WARNING orders rid=… services.common.db: database unavailable on POST /orders: OperationalError: …"
-OUTAGE_LINE = re.compile(r" WARNING \w+ rid=\S+ services\.common\.db: database unavailable on [A-Z]+ /\S*: \w+: ")
-# "... INFO orders rid=… access: POST /orders 503 2.1ms", readiness probes left out.
+# "... WARNING orders rid=… trace=… services.common.db: database unavailable on POST /orders: OperationalError: …"
+OUTAGE_LINE = re.compile(
+    r" WARNING \w+ rid=\S+ trace=\S+ services\.common\.db: database unavailable on [A-Z]+ /\S*: \w+: "
+)
+# "... INFO orders rid=… trace=… access: POST /orders 503 2.1ms", readiness probes left out.
 ACCESS_503 = re.compile(r" access: (?!GET /ready )[A-Z]+ /\S* 503 ")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, private_postgres: PrivateServer) -> Iterator[Stack]:
-    databases = private_postgres.create_databases(INTERNAL_SERVICES)
+def stack_options(private_postgres: PrivateServer) -> dict[str, Any]:
     # A short lease: an order whose run could not release it is free again soon.
-    running = start_stack(tmp_path_factory.mktemp("stack"), databases=databases, order_run_lease=LEASE)
-    yield running
-    running.stop()
+    return {"databases": private_postgres.create_databases(INTERNAL_SERVICES), "order_run_lease": LEASE}
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +238,11 @@ def test_postgres_stopped_under_a_stream_of_orders(
         else:
             assert outages == answered, (service, text[-3000:])
         # The first order once the database was back went through without a retry.
-        assert not re.search(rf"rid={re.escape(first.request_id)} access: [A-Z]+ /\S* 503 ", text), service
+        assert not re.search(rf"rid={re.escape(first.request_id)} trace=\S+ access: [A-Z]+ /\S* 503 ", text), service
     orders_log = new_log(stack, offsets, "orders")
-    assert first.request_id and f"rid={first.request_id} access: POST /orders 201 " in orders_log
+    assert first.request_id and re.search(
+        rf"rid={re.escape(first.request_id)} trace=\S+ access: POST /orders 201 ", orders_log
+    )
     assert OUTAGE_LINE.search(orders_log), "Orders answered database_unavailable"
 
     gateway = Gateway(stack.urls["gateway"])

@@ -77,15 +77,9 @@ class Sent:
 
 
 @pytest.fixture(scope="module")
-def stream_stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
-    port, _inbox = smtp
-    running = start_stack(
-        tmp_path_factory.mktemp("stream"),
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        order_run_lease=LEASE,
-        smtp_timeout=SMTP_TIMEOUT,
-    )
+def stream_stack(tmp_path_factory: pytest.TempPathFactory, smtp_options: dict[str, Any]) -> Iterator[Stack]:
+    options = {**smtp_options, "order_run_lease": LEASE, "smtp_timeout": SMTP_TIMEOUT}
+    running = start_stack(tmp_path_factory.mktemp("stream"), **options)
     yield running
     running.stop()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,10 +41,8 @@ PLACEHOLDER = "@@HOSTILE@@"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("hostile"), order_run_lease=LEASE)
-    yield running
-    running.stop()
+def stack_options() -> dict[str, Any]:
+    return {"order_run_lease": LEASE}
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,7 @@ def test_same_key_with_another_body_is_refused_and_changes_nothing(gateway: Gate
 
     other = gateway.order(customer, price=2_000, key=key)
 
-    assert other.status_code == 422
+    assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
     orders, debits, letters = _what_exists(gateway, customer)
     assert len(orders) == 1 and len(debits) == 1 and len(letters) == 1

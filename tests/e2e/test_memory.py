@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from orchestrator.supervisor import Stack
 from services.common.clients import OrdersClient, make_client
 from services.common.trust import ServiceTokens
-from tests.harness import Customer, Gateway, rss_mb, start_stack
+from tests.harness import Customer, Gateway, rss_mb
 
 LIMIT_MB = 60
 ORDERS = 200
@@ -35,11 +36,9 @@ def _items(n: int) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_options() -> dict[str, Any]:
     # SQLite whatever the run's database: its page cache per connection is what grew.
-    running = start_stack(tmp_path_factory.mktemp("stack"), databases={})
-    yield running
-    running.stop()
+    return {"databases": {}}
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import concurrent.futures
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,7 +17,7 @@ import yaml
 from orchestrator.supervisor import Stack
 from services.auth.passwords import MAX_PARALLEL_HASHES, Cost, verify_password
 from tests.fakes import scrypt_hash
-from tests.harness import Gateway, start_stack
+from tests.harness import Gateway
 
 PASSWORD = "correct horse battery"
 SHIPPED = Cost()
@@ -26,24 +26,16 @@ MANIFEST = Path(__file__).parents[2] / "deploy" / "k8s" / "base" / "auth.yaml"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_options() -> dict[str, Any]:
     # The shipped cost and Auth's thread count in the Kubernetes base; SQLite, so the
     # test can plant an old hash in Auth's file.
-    running = start_stack(
-        tmp_path_factory.mktemp("stack"),
-        services=("profiles", "billing", "auth", "gateway"),
-        databases={},
-        password_hash_memory=SHIPPED.memory_kib,
-        password_hash_time=SHIPPED.time_cost,
-        service_threads={"auth": 32},
-    )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(stack: Stack) -> Gateway:
-    return Gateway(stack.urls["gateway"])
+    return {
+        "services": ("profiles", "billing", "auth", "gateway"),
+        "databases": {},
+        "password_hash_memory": SHIPPED.memory_kib,
+        "password_hash_time": SHIPPED.time_cost,
+        "service_threads": {"auth": 32},
+    }
 
 
 def _auth_db(stack: Stack) -> contextlib.closing[sqlite3.Connection]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterator
+from typing import Any
 
 import attrs
 import pytest
@@ -29,17 +29,8 @@ ABANDONED = "Abandoned: the order never reached payment"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, smtp: tuple[int, Inbox]) -> Iterator[Stack]:
-    port, _inbox = smtp
-    running = start_stack(
-        tmp_path_factory.mktemp("stack"),
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        order_run_lease=LEASE,
-        smtp_timeout=SMTP_TIMEOUT,
-    )
-    yield running
-    running.stop()
+def stack_options(smtp_options: dict[str, Any]) -> dict[str, Any]:
+    return {**smtp_options, "order_run_lease": LEASE, "smtp_timeout": SMTP_TIMEOUT}
 
 
 def _services(stack: Stack) -> flow.Services:

@@ -27,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from orchestrator.supervisor import Stack, StartFailed
 from tests.e2e.conftest import log_text
-from tests.harness import Customer, Gateway, Inbox, start_smtp, start_stack
+from tests.harness import Customer, Gateway, Inbox, start_smtp
 from tests.invariants import run_recovery
 
 USERNAME, PASSWORD = "orders@relay.example", "relay secret"
@@ -161,24 +161,16 @@ def another_host(pki: Pki) -> Iterator[Relay]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, submission: Relay, pki: Pki) -> Iterator[Stack]:
-    running = start_stack(
-        tmp_path_factory.mktemp("stack"),
-        smtp_host="127.0.0.1",
-        smtp_port=submission.port,
-        smtp_security="starttls",
-        smtp_username=USERNAME,
-        smtp_password=PASSWORD,
-        smtp_ca_file=str(pki.ca_file),
-        smtp_timeout=2.0,
-    )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(stack: Stack) -> Gateway:
-    return Gateway(stack.urls["gateway"])
+def stack_options(submission: Relay, pki: Pki) -> dict[str, Any]:
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": submission.port,
+        "smtp_security": "starttls",
+        "smtp_username": USERNAME,
+        "smtp_password": PASSWORD,
+        "smtp_ca_file": str(pki.ca_file),
+        "smtp_timeout": 2.0,
+    }
 
 
 def _notifications_with(stack: Stack, **smtp: Any) -> None:

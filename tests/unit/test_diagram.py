@@ -44,3 +44,12 @@ def test_each_action_quotes_its_steps_sentence_and_its_callees() -> None:
         callee = CALLEE.get(step)
         if callee is not None:
             assert _plain(f"{callee.number}. {callee.sentence}") in doc, f"{step.name} does not quote {callee.name}"
+
+
+def test_the_steps_listing_gives_each_step_in_the_designs_words(capsys) -> None:
+    assert main(["diagram", "--steps"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(FLOW)
+    for line, step in zip(lines, FLOW, strict=True):
+        assert line.startswith(f"{step.number:>2}. [") and line.endswith(step.sentence)
+    assert lines[4] == " 5. [Gateway → Billing] The gateway sends a payment request to Billing."

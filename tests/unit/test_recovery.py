@@ -4,6 +4,7 @@ whatever stops one order's run stops that order alone."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -34,19 +35,31 @@ def order(status: str = "pending") -> orders.Order:
 
 
 class FakeOrders:
-    """Lists ``rows`` newest first; a page holding a position in ``bad`` fails as Orders
-    fails when it cannot send a row."""
+    """Lists ``rows`` in their order (newest first); a page holding a position in ``bad``
+    fails as Orders fails when it cannot send a row. ``changes`` run after each page
+    sent, as other requests changing orders while recovery reads."""
 
-    def __init__(self, rows: list[orders.Order], bad: set[int] = frozenset(), reason: str = SERVER_ERROR) -> None:
-        self.rows, self.bad, self.reason = rows, bad, reason
-        self.calls: list[tuple[int, int]] = []
+    def __init__(
+        self,
+        rows: list[orders.Order],
+        bad: set[int] = frozenset(),
+        reason: str = SERVER_ERROR,
+        changes: Callable[[list[orders.Order]], None] | None = None,
+    ) -> None:
+        self.rows, self.bad, self.reason, self.changes = rows, bad, reason, changes
+        self.calls: list[tuple[int, int, str | None]] = []
 
-    def list_orders(self, limit: int, offset: int, status: str, **_query: Any) -> Reply:
-        self.calls.append((limit, offset))
-        if any(offset <= position < offset + limit for position in self.bad):
+    def list_orders(self, limit: int, offset: int, status: str, before: str | None = None, **_query: Any) -> Reply:
+        self.calls.append((limit, offset, before))
+        ids = [row.id for row in self.rows]
+        start = (ids.index(before) + 1 if before in ids else len(ids)) if before is not None else 0
+        if any(start + offset <= position < start + offset + limit for position in self.bad):
             raise DownstreamError("orders", self.reason, "undocumented status 500", 500)
-        matching = [row for row in self.rows if row.status == status]
-        page = orders.OrderPage(items=matching[offset : offset + limit], limit=limit, offset=offset)
+        matching = [row for row in self.rows[start:] if row.status == status][offset : offset + limit + 1]
+        following = matching[limit - 1].id if len(matching) > limit else None
+        page = orders.OrderPage(items=matching[:limit], limit=limit, offset=offset, next_before=following)
+        if self.changes is not None:
+            self.changes(self.rows)
         return Reply(200, page, None)
 
 
@@ -91,7 +104,41 @@ def test_a_bad_row_in_the_last_page_ends_the_listing_where_orders_does() -> None
     report = recovery.Report()
 
     assert recovery._orders(services(fake), report, "pending", status="pending") == [rows[0], rows[2]]
-    assert len(report.failures) == 1 and fake.calls == [(100, 0), (1, 0), (1, 1), (1, 2), (1, 3)]
+    assert len(report.failures) == 1
+    assert fake.calls == [(100, 0, None), (1, 0, None), (1, 1, None), (1, 2, None), (1, 3, None)]
+
+
+def test_a_bad_row_that_ends_a_page_is_passed_over_and_the_listing_goes_on_after_it() -> None:
+    rows = [order() for _ in range(250)]
+    fake = FakeOrders(rows, bad={99, 100})
+    report = recovery.Report()
+
+    found = recovery._orders(services(fake), report, "pending", status="pending")
+
+    assert found == rows[:99] + rows[101:]
+    assert [line.split(" cannot")[0] for line in report.failures] == [
+        "pending order no. 100 of the listing (newest first)",
+        "pending order no. 101 of the listing (newest first)",
+    ]
+
+
+def test_orders_finished_or_added_while_recovery_reads_make_none_repeat_or_go_missing() -> None:
+    rows = [order() for _ in range(250)]
+    listed = list(rows)
+
+    def others_at_work(current: list[orders.Order]) -> None:
+        # Another run finishes the ten newest pending orders, and a new order arrives.
+        pending = [i for i, row in enumerate(current) if row.status == "pending"][:10]
+        for i in pending:
+            current[i] = attrs.evolve(current[i], status="paid")
+        current.insert(0, order())
+
+    fake = FakeOrders(rows, changes=others_at_work)
+    found = recovery._orders(services(fake), recovery.Report(), "pending", status="pending")
+
+    # Offsets would have skipped ten orders per page that changed before them.
+    assert [row.id for row in found] == [row.id for row in listed]
+    assert [call[2] for call in fake.calls] == [None, listed[99].id, listed[199].id]
 
 
 def test_orders_down_is_not_narrowed_but_reported_once() -> None:
@@ -100,7 +147,7 @@ def test_orders_down_is_not_narrowed_but_reported_once() -> None:
     report = recovery.recover(services(fake), older_than=0, letters_since=3600)
 
     assert report.failures == ["listing pending orders: orders: unavailable: undocumented status 500"]
-    assert fake.calls == [(100, 0)]
+    assert fake.calls == [(100, 0, None)]
 
 
 def test_whatever_stops_one_order_is_reported_and_the_others_are_finished(monkeypatch: pytest.MonkeyPatch) -> None:

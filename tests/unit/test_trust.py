@@ -56,3 +56,29 @@ def test_other_secret_target_or_caller_is_refused(client) -> None:
         (token("notifications", time.time() + 30), 403),
     ]:
         assert client.simulate_get("/thing", headers={"Authorization": header}).status_code == status
+
+
+def test_the_service_token_command_prints_a_token_the_target_takes_from_that_caller(
+    client, monkeypatch, capsys, tmp_path
+) -> None:
+    from orchestrator.cli import main
+
+    monkeypatch.setenv("SYNCORDERS_DATA_DIR", str(tmp_path))
+    (tmp_path / "service-secret").write_text(SECRET)
+    assert main(["service-token", "billing", "--caller", "gateway"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert client.simulate_get("/thing", headers={"Authorization": f"Bearer {printed}"}).json == {"caller": "gateway"}
+
+    assert main(["service-token", "billing", "--caller", "auth"]) == 0
+    other = capsys.readouterr().out.strip()
+    assert client.simulate_get("/thing", headers={"Authorization": f"Bearer {other}"}).status_code == 403
+
+
+def test_the_service_token_command_makes_no_secret_of_its_own(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SYNCORDERS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SYNCORDERS_SERVICE_SECRET", raising=False)
+    from orchestrator.cli import main
+
+    with pytest.raises(SystemExit, match="no service secret"):
+        main(["service-token", "orders", "--caller", "gateway"])
+    assert list(tmp_path.iterdir()) == []

@@ -77,6 +77,10 @@ class WalletBooks(RuleBasedStateMachine):
     def payment_body(self, order_id: str, user: int, amount: int) -> dict[str, Any]:
         return {"order_id": order_id, "user_id": self.users[user], "amount": amount, "currency": "RUB"}
 
+    def abandon_body(self, user: int, amount: int) -> dict[str, Any]:
+        """The terms of a payment that will not happen; the order is in the path."""
+        return {"user_id": self.users[user], "amount": amount, "currency": "RUB"}
+
     # -- deposits ---------------------------------------------------------------------------
 
     @rule(user=users, amount=amounts, key=st.none() | st.sampled_from(["a", "b", "c"]))
@@ -85,7 +89,7 @@ class WalletBooks(RuleBasedStateMachine):
         result = self.call("POST", f"/wallets/{self.users[user]}/deposits", body)
         earlier = self.deposit_keys.get((user, key)) if key else None
         if earlier is not None and earlier != amount:
-            assert result.status_code == 422 and result.json["code"] == "idempotency_key_reused"
+            assert result.status_code == 409 and result.json["code"] == "idempotency_key_reused"
         elif earlier is not None:
             assert result.status_code == 200
         else:
@@ -142,7 +146,7 @@ class WalletBooks(RuleBasedStateMachine):
     def abandon_decided(self, order_id: str) -> None:
         """Recovery asking about an order that was decided: the decision stands."""
         decision = self.decisions[order_id]
-        body = self.payment_body(order_id, decision.user, decision.amount)
+        body = self.abandon_body(decision.user, decision.amount)
         result = self.call("POST", f"/payments/{order_id}/abandon", body)
         assert result.status_code == 200
         assert result.json["outcome"] == ("debited" if decision.debited else "declined")
@@ -156,7 +160,7 @@ class WalletBooks(RuleBasedStateMachine):
         """Recovery closing an order that never reached payment: a decline, so a late
         payment request for it cannot debit."""
         order_id = str(uuid.uuid4())
-        result = self.call("POST", f"/payments/{order_id}/abandon", self.payment_body(order_id, user, amount))
+        result = self.call("POST", f"/payments/{order_id}/abandon", self.abandon_body(user, amount))
         assert result.status_code == 201 and result.json["outcome"] == "declined"
         assert result.json["reason"] == ABANDONED.text and result.json["operation"] is None
         assert result.json["reason_code"] == "payment_abandoned"

@@ -54,7 +54,6 @@ def intrusion_body(service: str, name: str, victim: Victim) -> dict[str, Any] | 
         ("billing", "deposit"): {"amount": 500_000, "idempotency_key": "intruder"},
         ("billing", "pay"): {"order_id": NOT_YET_PAID, "user_id": user, "amount": 100, "currency": "RUB"},
         ("billing", "abandon_payment"): {
-            "order_id": victim.order_id,
             "user_id": user,
             "amount": victim.total,
             "currency": "RUB",
