@@ -60,5 +60,5 @@ setup(
             "playwright>=1.45",
         ],
     },
-    entry_points={"console_scripts": ["syncorders=orchestrator.cli:main"]},
+    entry_points={"console_scripts": ["syncorders=orchestrator.tools.cli:main"]},
 )

@@ -19,7 +19,7 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
-from orchestrator.supervisor import START_ORDER, Stack
+from orchestrator.tools.supervisor import START_ORDER, Stack
 from services.common.config import SERVICES, Settings
 
 POSTGRES_ENV = "SYNCORDERS_TEST_POSTGRES"

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 import peewee
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.auth.models import MODELS as AUTH_MODELS
 from services.auth.models import User
 from services.billing.models import MODELS as BILLING_MODELS
@@ -241,7 +241,7 @@ _REPORT = re.compile(
 def run_recovery(stack: Stack, older_than: float = 0, letters_since: float = 24) -> RecoveryReport:
     """Run the recovery command as an operator would: its own process, the stack's
     configuration in its environment."""
-    command = [sys.executable, "-m", "orchestrator.cli", "recover"]
+    command = [sys.executable, "-m", "orchestrator.tools.cli", "recover"]
     command += ["--older-than", str(older_than), "--letters-since", str(letters_since)]
     done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120, check=False)
     found = _REPORT.search(done.stdout)

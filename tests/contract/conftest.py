@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.config import Settings
 from tests.contract.consumers import ClientKeys, consumer_settings
 from tests.contract.providers import Provider

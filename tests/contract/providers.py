@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from contracts import openapi
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.trust import ServiceTokens
 from tests.contract.documents import Contract
 

@@ -20,7 +20,7 @@ from contracts import auth, examples, gateway, openapi, types
 from contracts.converter import ClassValidationError, structure
 from contracts.errors import ErrorBody
 from contracts.operations import DEFAULT_PAGE, MAX_OFFSET, MAX_PAGE
-from orchestrator.cli import APPS
+from orchestrator.tools.cli import APPS
 from services.common.config import Settings
 from services.common.routes import plain_template
 from tests.contract.documents import Contract

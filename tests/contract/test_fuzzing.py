@@ -22,7 +22,7 @@ import pytest
 
 from contracts import examples, openapi
 from contracts.examples import wire
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.contract import fuzzing_hooks
 from tests.contract.providers import Provider
 

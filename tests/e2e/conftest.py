@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Gateway, Inbox, drop_test_databases, start_smtp, start_stack
 
 __all__ = ["drop_test_databases"]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator.loadgen import parse_server_timing
+from orchestrator.tools.loadgen import parse_server_timing
 
 SERVICES = {"gateway", "auth", "profiles", "orders", "billing", "notifications"}
 VARIANTS = [
@@ -30,7 +30,7 @@ def test_bench_compares_servers_tracing_and_one_process_and_writes_a_plot(tmp_pa
         [
             sys.executable,
             "-m",
-            "orchestrator.cli",
+            "orchestrator.tools.cli",
             "bench",
             "--duration",
             "1",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.config import SERVICES
 
 
@@ -37,7 +37,7 @@ def start_run(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.
     env["SYNCORDERS_PASSWORD_HASH_TIME"] = "1"
     env.update({f"SYNCORDERS_{service.upper()}_PORT": "0" for service in SERVICES})
     run = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "run"],
+        [sys.executable, "-m", "orchestrator.tools.cli", "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,7 +105,7 @@ def test_demo_walks_the_scenario_against_a_running_gateway(tmp_path: Path) -> No
     stack: Stack = start_stack(tmp_path)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "demo", "--gateway", stack.urls["gateway"]],
+            [sys.executable, "-m", "orchestrator.tools.cli", "demo", "--gateway", stack.urls["gateway"]],
             capture_output=True,
             text=True,
             timeout=120,

@@ -20,7 +20,7 @@ import requests
 
 from contracts import orders as wire_orders
 from contracts.billing import PaymentRequest
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.clients import BillingClient, OrdersClient, make_client
 from services.common.http import Reply
 from tests.harness import Customer, Gateway, Inbox

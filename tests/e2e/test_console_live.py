@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from contracts.converter import converter
 from orchestrator.console.runs import Run
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.console_page import (
     ROW_DEADLINE_S,
     check_diagram_shows_calls,

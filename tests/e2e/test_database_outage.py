@@ -25,7 +25,7 @@ import attrs
 import pytest
 import requests
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.config import INTERNAL_SERVICES, SERVICES
 from tests.e2e.conftest import log_text
 from tests.harness import Customer, Gateway

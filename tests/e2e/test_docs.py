@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import CHROMIUM_FLAGS, Gateway
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

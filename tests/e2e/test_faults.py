@@ -30,7 +30,7 @@ import pytest
 import requests
 import urllib3
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Customer, Gateway, Inbox, start_stack
 from tests.invariants import assert_invariants, run_recovery, snapshot
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.prefill import Plan, Prefilled, prefill
-from orchestrator.supervisor import Stack
+from orchestrator.tools.prefill import Plan, Prefilled, prefill
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Customer, Gateway, stack_settings
 from tests.invariants import assert_invariants, problems, run_recovery, snapshot
 
@@ -50,7 +50,7 @@ def heavy(prefilled_stack: tuple[Stack, Prefilled], gateway: Gateway) -> Custome
 
 
 def test_the_prefill_command_writes_a_history_and_says_how_fast(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "orchestrator.cli", "prefill", "--customers", "20", "--orders", "500"]
+    command = [sys.executable, "-m", "orchestrator.tools.cli", "prefill", "--customers", "20", "--orders", "500"]
     env = {"SYNCORDERS_DATA_DIR": str(tmp_path), "SYNCORDERS_PASSWORD_HASH_MEMORY": "1024", "PATH": ""}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

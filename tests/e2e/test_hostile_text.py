@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.trust import ServiceTokens
 from tests.e2e.conftest import log_text
 from tests.e2e.test_recovery import LEASE, _gateway_dies_after

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Customer, Gateway, Inbox
 from tests.invariants import assert_invariants
 

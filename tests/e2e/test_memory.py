@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.clients import OrdersClient, make_client
 from services.common.trust import ServiceTokens
 from tests.harness import Customer, Gateway, rss_mb

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Gateway
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.auth.passwords import MAX_PARALLEL_HASHES, Cost, verify_password
 from tests.fakes import scrypt_hash
 from tests.harness import Gateway

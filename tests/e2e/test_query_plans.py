@@ -1,7 +1,7 @@
 """Every statement an order runs, and every list, reads through an index on a large
 database: no full scan of a large table, and no sort for a newest-first list.
 
-The databases are prefilled (``orchestrator.prefill``) with tens of thousands of orders,
+The databases are prefilled (``orchestrator.tools.prefill``) with tens of thousands of orders,
 and the stores run each statement for real, inside a transaction rolled back after; the
 statements they sent are recorded and explained (``EXPLAIN QUERY PLAN`` on SQLite,
 ``EXPLAIN`` on PostgreSQL, the database the run names: ``SYNCORDERS_TEST_POSTGRES``).
@@ -21,7 +21,7 @@ import pytest
 
 from contracts import vocabulary as words
 from contracts.operations import MAX_PAGE, Page
-from orchestrator.prefill import Plan, Prefilled, prefill
+from orchestrator.tools.prefill import Plan, Prefilled, prefill
 from services.auth.store import AuthStore
 from services.billing.models import Payment
 from services.billing.store import BillingStore

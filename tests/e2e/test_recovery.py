@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 from orchestrator import flow
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.clients import BillingClient, NotificationsClient, OrdersClient, make_client
 from tests.harness import Customer, Gateway, Inbox, start_stack
 from tests.invariants import assert_invariants, run_recovery, snapshot

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.harness import Gateway
 from tests.invariants import Snapshot, snapshot
 

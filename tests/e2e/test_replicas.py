@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from orchestrator.supervisor import START_ORDER, Stack
+from orchestrator.tools.supervisor import START_ORDER, Stack
 from tests.balancer import NGINX, Balancer, free_port
 from tests.e2e.test_metrics import scrape, value
 from tests.harness import Gateway, stack_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from orchestrator.flow import FLOW
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.e2e.conftest import log_text
 from tests.harness import Gateway, Inbox
 

@@ -36,7 +36,7 @@ import attrs
 import pytest
 import requests
 
-from orchestrator.supervisor import START_ORDER, Stack, _await_listening
+from orchestrator.tools.supervisor import START_ORDER, Stack, _await_listening
 from services.common.config import Settings
 from tests.balancer import KEEPALIVE_TIMEOUT, NGINX, Balancer, free_port
 from tests.e2e.test_faults import SLOW, Fault, FaultProxy
@@ -233,7 +233,7 @@ def _201_or_none(reply: requests.Response) -> requests.Response | None:
 # -- PID 1, SIGINT, a second signal ------------------------------------------------------
 
 
-SERVE_PROFILES = (sys.executable, "-m", "orchestrator.cli", "serve", "profiles", "--port", "0")
+SERVE_PROFILES = (sys.executable, "-m", "orchestrator.tools.cli", "serve", "profiles", "--port", "0")
 
 
 def _unshare_works() -> bool:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from tests.balancer import NGINX
 from tests.e2e.conftest import log_text
 from tests.harness import Gateway, start_stack

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from orchestrator.supervisor import Stack, StartFailed
+from orchestrator.tools.supervisor import Stack, StartFailed
 from tests.e2e.conftest import log_text
 from tests.harness import Customer, Gateway, Inbox, start_smtp
 from tests.invariants import run_recovery

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from orchestrator.cli import main
-from orchestrator.diagram import mermaid
 from orchestrator.flow import CALLEE, FLOW
+from orchestrator.tools.cli import main
+from orchestrator.tools.diagram import mermaid
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

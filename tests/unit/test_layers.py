@@ -1,5 +1,6 @@
 """How the packages lean on each other, read from the source: the contracts import
-nothing of the services or the gateway, the vocabulary imports nothing at all, and no
+nothing of the services or the gateway, the vocabulary imports nothing at all, nothing
+served imports the operator's tools, and no
 module of the project imports, even for type checking only, a module that imports it
 back."""
 
@@ -44,6 +45,14 @@ def test_the_contracts_import_nothing_of_the_services_or_the_gateway() -> None:
 
 def test_the_vocabulary_imports_nothing() -> None:
     assert GRAPH["contracts.vocabulary"] == set()
+
+
+def test_the_gateway_and_the_services_import_nothing_of_the_operators_tools() -> None:
+    # The tools drive the system from outside (start it, load it, fill it); a served
+    # process that imported them would carry the benchmark's and the prefill's code.
+    served = {name: targets for name, targets in GRAPH.items() if not name.startswith("orchestrator.tools")}
+    leaks = {name: sorted(t for t in targets if t.startswith("orchestrator.tools")) for name, targets in served.items()}
+    assert {name: found for name, found in leaks.items() if found} == {}
 
 
 def test_no_module_imports_one_that_imports_it_back() -> None:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator.loadgen import run
+from orchestrator.tools.loadgen import run
 
 SERVICE_TIME = 0.05
 

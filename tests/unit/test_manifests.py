@@ -27,7 +27,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 from setuptools import find_packages
 
-from orchestrator.cli import parser as cli_parser
+from orchestrator.tools.cli import parser as cli_parser
 from services.auth.passwords import MAX_PARALLEL_HASHES
 from services.common.config import DEFAULT_PORTS, INTERNAL_SERVICES, PREFIX, SCALARS, SERVICES, Settings
 
@@ -455,7 +455,7 @@ def test_the_image_entrypoint_is_the_console_script_setup_declares() -> None:
     scripts = dict(line.split("=", 1) for line in entry_points["console_scripts"])
     (entrypoint,) = dockerfile("ENTRYPOINT")
     assert json.loads(entrypoint) == ["syncorders"]
-    assert scripts["syncorders"].strip() == "orchestrator.cli:main"
+    assert scripts["syncorders"].strip() == "orchestrator.tools.cli:main"
 
 
 def test_the_image_stops_its_process_with_sigterm() -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-END_TO_END_ONLY = ("aiosmtpd", "wiremock", "tests.harness", "orchestrator.supervisor")
+END_TO_END_ONLY = ("aiosmtpd", "wiremock", "tests.harness", "orchestrator.tools.supervisor")
 
 PROBE = """
 import sys, pytest

@@ -61,7 +61,7 @@ def test_other_secret_target_or_caller_is_refused(client) -> None:
 def test_the_service_token_command_prints_a_token_the_target_takes_from_that_caller(
     client, monkeypatch, capsys, tmp_path
 ) -> None:
-    from orchestrator.cli import main
+    from orchestrator.tools.cli import main
 
     monkeypatch.setenv("SYNCORDERS_DATA_DIR", str(tmp_path))
     (tmp_path / "service-secret").write_text(SECRET)
@@ -77,7 +77,7 @@ def test_the_service_token_command_prints_a_token_the_target_takes_from_that_cal
 def test_the_service_token_command_makes_no_secret_of_its_own(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("SYNCORDERS_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("SYNCORDERS_SERVICE_SECRET", raising=False)
-    from orchestrator.cli import main
+    from orchestrator.tools.cli import main
 
     with pytest.raises(SystemExit, match="no service secret"):
         main(["service-token", "orders", "--caller", "gateway"])

@@ -21,7 +21,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from orchestrator.supervisor import Stack
+from orchestrator.tools.supervisor import Stack
 from services.common.config import Settings
 from tests.e2e.conftest import log_text
 from tests.harness import Customer, Gateway

@@ -96,7 +96,7 @@ def test_rotation_keeps_old_tokens_until_they_expire_and_signs_new_ones_with_the
         old_token = customer.token
         old_header, old_claims = _header_and_claims(old_token)
         rotated = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "keys", "rotate"],
+            [sys.executable, "-m", "orchestrator.tools.cli", "keys", "rotate"],
             env=stack.env(),
             capture_output=True,
             text=True,

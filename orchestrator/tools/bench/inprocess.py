@@ -85,7 +85,7 @@ def composed_settings(settings: Settings) -> Settings:
 def compose(settings: Settings) -> Any:
     """The six apps, made as ``syncorders serve`` makes each, wired to one another in
     this process; the gateway's app, to be served."""
-    from orchestrator.cli import APPS
+    from orchestrator.tools.cli import APPS
     from services.common.tracing import Tracing
 
     TRANSPORTS[NAME] = InProcessTransport

@@ -14,9 +14,18 @@ from typing import Any
 
 import attrs
 
-from orchestrator.bench.measure import Level, Process, Results, UnderTest, Variant, child_env, combined, cpu_seconds
-from orchestrator.bench.measure import loadgen as drive
-from orchestrator.bench.report import Floor, Report, plot
+from orchestrator.tools.bench.measure import (
+    Level,
+    Process,
+    Results,
+    UnderTest,
+    Variant,
+    child_env,
+    combined,
+    cpu_seconds,
+)
+from orchestrator.tools.bench.measure import loadgen as drive
+from orchestrator.tools.bench.report import Floor, Report, plot
 from services.common.config import SERVICES, Settings
 from services.common.server import SERVERS
 
@@ -138,7 +147,9 @@ def run(args: Any, settings: Settings) -> int:
         floors = Floors({})
         if not args.gateway:
             for server in servers:
-                ping = Process(["orchestrator.bench.servers", "ping"], child_env(attrs.evolve(base, server=server), {}))
+                ping = Process(
+                    ["orchestrator.tools.bench.servers", "ping"], child_env(attrs.evolve(base, server=server), {})
+                )
                 running.callback(ping.stop)
                 floors.processes[server] = ping
                 drive(ping.url, "ping", 1, min(1.0, args.duration), None)

@@ -1,9 +1,9 @@
 """The benchmark's own servers, each a process started by it:
 
-``python -m orchestrator.bench.servers ping`` serves one trivial Falcon JSON route with
+``python -m orchestrator.tools.bench.servers ping`` serves one trivial Falcon JSON route with
 the gateway's server settings (``SYNCORDERS_SERVER`` chooses the server): the floor
-under any request. ``python -m orchestrator.bench.servers composed`` serves the gateway
-with the five services composed into its process (:mod:`orchestrator.bench.inprocess`).
+under any request. ``python -m orchestrator.tools.bench.servers composed`` serves the gateway
+with the five services composed into its process (:mod:`orchestrator.tools.bench.inprocess`).
 Both print the supervisor's "listening on" line.
 """
 
@@ -30,7 +30,7 @@ def serve_ping(settings: Settings) -> None:
 
 
 def serve_composed(settings: Settings) -> None:
-    from orchestrator.bench.inprocess import compose
+    from orchestrator.tools.bench.inprocess import compose
     from services.common import logs
     from services.common.server import StopSignals, serve, tune_allocator
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     elif argv == ["composed"]:
         serve_composed(settings)
     else:
-        print("usage: python -m orchestrator.bench.servers ping|composed", file=sys.stderr)
+        print("usage: python -m orchestrator.tools.bench.servers ping|composed", file=sys.stderr)
         return 2
     return 0
 

@@ -2,7 +2,7 @@
 
 Two stacks run side by side on free ports, on their own fresh databases (SQLite files,
 or PostgreSQL databases made on the server ``--postgres`` names and dropped after): one
-empty, one prefilled by :mod:`orchestrator.prefill`. On both, in alternating rounds so
+empty, one prefilled by :mod:`orchestrator.tools.prefill`. On both, in alternating rounds so
 that a shared machine that speeds up or slows down moves both alike, it measures
 ``POST /orders`` at each concurrency, a customer's first page of orders, and the time
 ``syncorders recover`` takes; on the prefilled one, also the pages of the customer with
@@ -29,9 +29,9 @@ from urllib.parse import urlencode, urlsplit
 
 import attrs
 
-from orchestrator import prefill
 from orchestrator.stats import percentile
-from orchestrator.supervisor import Stack
+from orchestrator.tools import prefill
+from orchestrator.tools.supervisor import Stack
 from services.common.config import SERVICES, Settings
 
 # The stores that hold data: one database each on PostgreSQL.
@@ -149,7 +149,7 @@ def recover_seconds(stack: Stack) -> tuple[float, str]:
     """One run of ``syncorders recover`` as an operator runs it: its wall time and report."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "recover"],
+        [sys.executable, "-m", "orchestrator.tools.cli", "recover"],
         env=stack.env(),
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ latency percentiles, errors, each process's CPU per order, the steps' times, mem
 the price of the internal hops, what tracing costs, pycurl against the socket client,
 and the targets met or missed; and draws a plot.
 
-The load generator is :mod:`orchestrator.loadgen`; the variants and measurements are in
-:mod:`orchestrator.bench.measure`, the run in :mod:`orchestrator.bench.run`, the report
-in :mod:`orchestrator.bench.report`. This module holds only the command line, so that
+The load generator is :mod:`orchestrator.tools.loadgen`; the variants and measurements are in
+:mod:`orchestrator.tools.bench.measure`, the run in :mod:`orchestrator.tools.bench.run`, the report
+in :mod:`orchestrator.tools.bench.report`. This module holds only the command line, so that
 ``syncorders serve`` does not import any of it.
 """
 
@@ -61,6 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: Any, settings: Any) -> int:
-    from orchestrator.bench.run import run
+    from orchestrator.tools.bench.run import run
 
     return run(args, settings)

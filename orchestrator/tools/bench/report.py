@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from orchestrator.bench.measure import Level, Results, Variant
 from orchestrator.flow import FLOW
+from orchestrator.tools.bench.measure import Level, Results, Variant
 
 OPEN = "open"
 # The calls one order makes between services: the gateway's to Orders (create, then the

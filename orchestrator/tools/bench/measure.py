@@ -16,7 +16,7 @@ import attrs
 import requests
 
 from orchestrator.stats import percentile
-from orchestrator.supervisor import Stack, _await_listening
+from orchestrator.tools.supervisor import Stack, _await_listening
 from services.common.config import Settings
 
 WALLET_FUNDS = 10**11
@@ -107,7 +107,7 @@ def combined(parts: list[Level]) -> Level:
 def loadgen(
     url: str, mode: str, concurrency: int, duration: float, users_file: str | None, rate: float | None = None
 ) -> Level:
-    command = [sys.executable, "-m", "orchestrator.loadgen", "--url", url, "--mode", mode]
+    command = [sys.executable, "-m", "orchestrator.tools.loadgen", "--url", url, "--mode", mode]
     command += ["--concurrency", str(concurrency), "--duration", str(duration)]
     if users_file:
         command += ["--users", users_file]
@@ -258,7 +258,7 @@ class UnderTest:
             if variant.composed:
                 logs.mkdir(parents=True, exist_ok=True)
                 self.composed = Process(
-                    ["orchestrator.bench.servers", "composed"],
+                    ["orchestrator.tools.bench.servers", "composed"],
                     child_env(settings, variant.environment()),
                     logs / "composed.log",
                 )

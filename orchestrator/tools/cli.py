@@ -85,7 +85,7 @@ def _without_cryptography(service: str) -> bool:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator.supervisor import Stack, StartFailed
+    from orchestrator.tools.supervisor import Stack, StartFailed
 
     settings.secret()  # made once here, so all six agree on it
     operator_is_new = settings.operator_is_new()
@@ -131,14 +131,14 @@ def _operator_password(settings: Settings, new: bool) -> str:
 
 
 def cmd_diagram(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator.diagram import mermaid, steps_text
+    from orchestrator.tools.diagram import mermaid, steps_text
 
     sys.stdout.write(steps_text() if args.steps else mermaid())
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator.demo import run_demo
+    from orchestrator.tools.demo import run_demo
 
     return run_demo(args.gateway or settings.url("gateway"))
 
@@ -186,19 +186,19 @@ def cmd_service_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prefill(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator import prefill
+    from orchestrator.tools import prefill
 
     return prefill.main(args, settings)
 
 
 def cmd_growth(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator import growth
+    from orchestrator.tools import growth
 
     return growth.main(args, settings)
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from orchestrator import bench
+    from orchestrator.tools import bench
 
     return bench.main(args, settings)
 
@@ -239,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--caller", required=True, choices=SERVICES, help="the service the token speaks for")
     token.set_defaults(func=cmd_service_token)
 
-    from orchestrator import sizes
+    from orchestrator.tools import sizes
 
     filling = sub.add_parser("prefill", help="write a long history of customers and orders straight into the databases")
     sizes.prefill_arguments(filling)
@@ -250,7 +250,7 @@ def parser() -> argparse.ArgumentParser:
     sizes.growth_arguments(growing)
     growing.set_defaults(func=cmd_growth)
 
-    from orchestrator.bench import add_arguments
+    from orchestrator.tools.bench import add_arguments
 
     bench = sub.add_parser("bench", help="benchmark the order flow against the stack's own ceiling")
     add_arguments(bench)

@@ -79,7 +79,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             stderr = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child
         popen = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "serve", service, "--port", str(chosen)],
+            [sys.executable, "-m", "orchestrator.tools.cli", "serve", service, "--port", str(chosen)],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=self.env(self.extra_env),

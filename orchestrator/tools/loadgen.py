@@ -12,7 +12,7 @@ free connection, when the service falls behind, is counted rather than hidden
 It prints one JSON object: counts, latencies, per-step times from ``Server-Timing``,
 and its own CPU time.
 
-    python -m orchestrator.loadgen --url http://127.0.0.1:8000 --mode orders \
+    python -m orchestrator.tools.loadgen --url http://127.0.0.1:8000 --mode orders \
         --concurrency 8 --duration 10 --users users.json [--rate 300]
 """
 
@@ -229,7 +229,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.loadgen")
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.tools.loadgen")
     parser.add_argument("--url", required=True)
     parser.add_argument("--mode", choices=("orders", "ping"), required=True)
     parser.add_argument("--concurrency", type=int, required=True, help="connections (threads)")
