@@ -59,9 +59,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         # Spans still batched for export go out before the process does.
         tracing.shutdown()
-    if not finished:
-        # Threads still inside cut requests: leave without waiting for them or letting
-        # the interpreter shut down under them. The stop was asked for and done: 0.
+    if not finished or settings.server == "granian":
+        # Threads still inside cut requests, or granian's own threads (Rust's, which may
+        # still reach for the interpreter: finalizing it under them aborted the process
+        # now and then): leave without waiting for them or letting the interpreter shut
+        # down under them. Every commit is already in the database. The stop was asked
+        # for and done: 0.
         logging.shutdown()
         sys.stdout.flush()
         os._exit(0)

@@ -1,5 +1,7 @@
 """Memory stays bounded: after a load of orders and after every list is paged through
-with every page size, each service's resident memory is at most 60 MB.
+with every page size, each service's resident memory is at most 60 MB on waitress, and
+8 MB more on granian (its Rust code, runtime and allocator: an idle service takes that
+much more there, and each of its app threads, started as load needs them, a little).
 
 Two things used to grow it, each by tens of megabytes on a service that had served
 large lists: SQLite's page cache, 2 MB for each connection a waitress thread keeps; and
@@ -22,9 +24,9 @@ import pytest
 from orchestrator.tools.supervisor import Stack
 from services.common.clients import OrdersClient, make_client
 from services.common.trust import ServiceTokens
-from tests.harness import Customer, Gateway, rss_mb
+from tests.harness import Customer, Gateway, rss_mb, server_under_test
 
-LIMIT_MB = 60
+LIMIT_MB = 60 + (8 if server_under_test() == "granian" else 0)
 ORDERS = 200
 ITEMS = 8
 # A wallet that covers two orders in three: paid and cancelled pages both.
@@ -78,7 +80,7 @@ def test_every_list_paged_with_every_page_size_leaves_each_service_within_60_mb(
     stack: Stack, customer: Customer
 ) -> None:
     after_load = _resident(stack)
-    assert all(mb <= LIMIT_MB for mb in after_load.values()), after_load
+    assert all(mb <= LIMIT_MB for mb in after_load.values()), f"MB after the orders: {after_load}"
     settings = attrs.evolve(stack.settings, urls=dict(stack.urls))
 
     def public(path: str) -> Fetch:
@@ -121,7 +123,7 @@ def test_every_list_paged_with_every_page_size_leaves_each_service_within_60_mb(
     assert count["orders"] == count["letters"] == ORDERS == count["paid"] + count["cancelled"]
     assert count["operations"] == count["paid"] + 1  # and the deposit
     after_paging = _resident(stack)
-    assert all(mb <= LIMIT_MB for mb in after_paging.values()), after_paging
+    assert all(mb <= LIMIT_MB for mb in after_paging.values()), f"MB after paging: {after_paging}"
 
 
 def test_connections_kept_open_after_large_pages_hold_no_copy_of_them(stack: Stack, customer: Customer) -> None:
