@@ -39,12 +39,14 @@ from contracts import vocabulary as words
 from services.auth.models import User
 from services.auth.passwords import Cost, hash_password
 from services.auth.store import AuthStore
+from services.billing import store as billing_store
 from services.billing.logic import INSUFFICIENT_FUNDS
 from services.billing.models import Operation, Payment, Wallet
 from services.billing.store import BillingStore
 from services.common.clock import utcnow
 from services.common.config import Settings
 from services.common.db import Store, is_sqlite
+from services.notifications import store as notifications_store
 from services.notifications.logic import letter_text
 from services.notifications.models import Letter
 from services.notifications.store import LetterStore
@@ -218,41 +220,11 @@ ORDER_FIELDS = (
     "created_at",
     "updated_at",
 )
-OPERATION_FIELDS = (
-    "id",
-    "user_id",
-    "kind",
-    "amount",
-    "currency",
-    "balance_after",
-    "order_id",
-    "idempotency_key",
-    "created_at",
-)
-PAYMENT_FIELDS = (
-    "id",
-    "order_id",
-    "user_id",
-    "amount",
-    "currency",
-    "outcome",
-    "reason_code",
-    "reason",
-    "operation",
-    "created_at",
-)
-LETTER_FIELDS = (
-    "id",
-    "order_id",
-    "order_status",
-    "user_id",
-    "kind",
-    "recipient",
-    "subject",
-    "body",
-    "delivery",
-    "created_at",
-)
+# The columns each service's own store inserts, in its order: a prefilled row is the row
+# the flow would have written.
+OPERATION_FIELDS = billing_store.INSERT_OPERATION.fields
+PAYMENT_FIELDS = billing_store.INSERT_PAYMENT.fields
+LETTER_FIELDS = notifications_store.INSERT_LETTER.fields
 USER_FIELDS = ("id", "login", "password_hash", "email", "first_name", "last_name", "complete", "created_at")
 PROFILE_FIELDS = ("user_id", "email", "first_name", "last_name", "created_at", "updated_at")
 WALLET_FIELDS = ("user_id", "currency", "balance", "created_at")
