@@ -96,10 +96,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # Ctrl-C and SIGTERM stop everything, even when started with SIGINT ignored (nohup, &),
     # and so does a closed terminal unless nohup said otherwise. The services have a
     # process group of their own: each is stopped once, by this supervisor, and drains.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopper = _Stopper(stack)
+    signal.signal(signal.SIGINT, stopper)
+    signal.signal(signal.SIGTERM, stopper)
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, signal.default_int_handler)
+        signal.signal(signal.SIGHUP, stopper)
     try:
         stack.start()
         gateway = stack.urls["gateway"]
@@ -119,10 +120,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"syncorders: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stopping all services", flush=True)
+        print("stopping all services (Ctrl-C again cuts requests still in flight)", flush=True)
         return 0
     finally:
         stack.stop()
+
+
+class _Stopper:
+    """``run``'s stop signals: the first stops the stack (the services drain), the
+    second makes every service cut what it still has in flight, later ones change
+    nothing. Never a traceback, however impatient the hand on Ctrl-C."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.count = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        if self.count == 2:
+            print("cutting requests still in flight", flush=True)
+            self.stack.cut()
 
 
 def _operator_password(settings: Settings, new: bool) -> str:

@@ -46,6 +46,8 @@ class Stack:
     processes: dict[str, Process] = attrs.Factory(dict)
     urls: dict[str, str] = attrs.Factory(dict)
     ports: dict[str, int] = attrs.Factory(dict)
+    # The processes a stop under way is waiting for.
+    _stopping: list[Process] = attrs.field(factory=list, init=False)
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
@@ -118,17 +120,33 @@ class Stack:
         return [(name, p.popen.returncode) for name, p in self.processes.items() if p.popen.poll() is not None]
 
     def stop(self) -> None:
-        stopping = list(reversed(self.processes.values()))
+        """SIGTERM to every service, then wait for each to drain (killed past the stop
+        timeout)."""
+        self._stopping = list(reversed(self.processes.values()))
         self.processes.clear()
-        for process in stopping:
+        self._signal_running(self._stopping)
+        self._wait(self._stopping, self.stop_timeout)
+
+    def cut(self) -> None:
+        """A second SIGTERM to the services still draining: each cuts what it has in
+        flight and exits at once (a stop under way goes on waiting for them)."""
+        self._signal_running(self._stopping)
+
+    @staticmethod
+    def _signal_running(processes: list[Process]) -> None:
+        for process in processes:
             if process.popen.poll() is None:
                 process.popen.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        for process in stopping:
+
+    @staticmethod
+    def _wait(processes: list[Process], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for process in processes:
             try:
                 process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.popen.kill()
+                process.popen.wait()
 
 
 def _await_listening(popen: subprocess.Popen[bytes], service: str, timeout: float, log_file: Path | None = None) -> str:

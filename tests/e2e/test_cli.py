@@ -30,8 +30,9 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def start_run(tmp_path: Path, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], str]:
+def start_run(tmp_path: Path, sigint_ignored: bool = False, **settings: str) -> tuple[subprocess.Popen[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCORDERS_")}
+    env.update({f"SYNCORDERS_{name.upper()}": value for name, value in settings.items()})
     env["SYNCORDERS_DATA_DIR"] = str(tmp_path)
     env["SYNCORDERS_PASSWORD_HASH_MEMORY"] = "1024"
     env["SYNCORDERS_PASSWORD_HASH_TIME"] = "1"
@@ -69,6 +70,29 @@ def test_run_starts_all_six_and_ctrl_c_stops_them_all(tmp_path: Path, sigint_ign
         assert {p.name for p in tmp_path.glob("*.db")} == {f"{s}.db" for s in SERVICES if s != "gateway"}
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert not [pid for pid in services if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+
+def test_a_second_ctrl_c_cuts_the_drain_short_without_a_traceback(tmp_path: Path) -> None:
+    # Each service keeps its listener 8 s after the first signal: the stop is slow on purpose.
+    run, _gateway = start_run(tmp_path, shutdown_delay="8")
+    try:
+        services = children(run.pid)
+        run.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert run.poll() is None and all(Path(f"/proc/{pid}").exists() for pid in services)
+        second = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        run.send_signal(signal.SIGINT)  # a third changes nothing
+        assert run.wait(timeout=30) == 0
+        assert time.monotonic() - second < 5
+        output = run.stdout.read() if run.stdout else ""
+        assert "cutting requests still in flight" in output
+        assert "Traceback" not in output, output
         time.sleep(0.5)
         assert not [pid for pid in services if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
     finally:
